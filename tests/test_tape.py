@@ -1,0 +1,202 @@
+"""The tape itself: freeing, retain_graph, no_grad, detach, accumulation, hooks, deep graphs, bad input."""
+
+from __future__ import annotations
+
+import gc
+import types
+import weakref
+
+import numpy as np
+import pytest
+
+import tinyzoo as tz
+from tinyzoo import backend
+
+
+def test_backward_accumulates_into_leaves_across_calls():
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
+
+
+def test_graph_is_freed_and_second_backward_says_so():
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2).exp()
+    loss = y.sum()
+    loss.backward()
+    assert y._node.freed and loss._node.freed
+    with pytest.raises(tz.GraphError, match=r"second time.*retain_graph=True"):
+        loss.backward()
+
+
+def test_retain_graph_allows_a_second_pass():
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_freed_graph_releases_intermediate_tensors():
+    x = tz.tensor(np.ones(1000), requires_grad=True)
+    hidden = x * 2
+    watcher = weakref.ref(hidden)
+    loss = hidden.tanh().sum()
+    del hidden
+    assert watcher() is not None  # the tape keeps it alive until backward
+    loss.backward()
+    gc.disable()
+    try:
+        assert watcher() is None  # freed by reference counting alone, no cycle collector needed
+    finally:
+        gc.enable()
+
+
+def test_no_grad_records_nothing_and_works_as_decorator():
+    x = tz.tensor([1.0], requires_grad=True)
+    with tz.no_grad():
+        y = x * 2
+        with tz.enable_grad():
+            z = x * 3
+    assert y._node is None and not y.requires_grad
+    assert z.requires_grad
+
+    @tz.no_grad()
+    def infer(t):
+        return t * 2
+
+    assert not infer(x).requires_grad and tz.is_grad_enabled()
+
+
+def test_detach_cuts_the_tape():
+    x = tz.tensor([2.0], requires_grad=True)
+    y = x * x
+    (y.detach() * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0])  # only the direct x path
+
+
+def test_non_scalar_backward_needs_grad():
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(tz.GraphError, match=r"shape \(2,\) needs `grad`"):
+        (x * 2).backward()
+    (x * 2).backward(np.array([1.0, 10.0], dtype=np.float32))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 20.0])
+
+
+def test_deep_chain_and_unrolled_rnn_do_not_recurse():
+    x = tz.tensor([0.5], requires_grad=True)
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0
+    y.sum().backward()
+    assert x.grad.item() == 1.0
+    w = tz.tensor(np.eye(4) * 0.5, requires_grad=True)
+    h = tz.ones(1, 4, dtype="float64")
+    for _ in range(1_000):
+        h = (h @ w).tanh()
+    h.sum().backward()
+    assert np.isfinite(w.grad.numpy()).all()
+
+
+def test_tensor_hooks_see_and_replace_gradients_in_order():
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(("first", g.tolist())))
+    x.register_hook(lambda g: g * 10)
+    (x * 3).sum().backward()
+    assert seen == [("first", [3.0, 3.0])]
+    np.testing.assert_allclose(x.grad.numpy(), [30.0, 30.0])
+
+
+def test_grad_does_not_touch_dot_grad_and_reports_unused():
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    unused = tz.tensor([1.0], requires_grad=True)
+    (g,) = tz.grad((x * x).sum(), x)
+    assert x.grad is None and g.tolist() == [2.0, 4.0]
+    with pytest.raises(tz.GraphError, match="not used"):
+        tz.grad((x * x).sum(), [x, unused])
+
+
+def test_detect_anomaly_names_op_and_user_line():
+    x = tz.tensor([-1.0, 1.0], requires_grad=True)
+    with tz.detect_anomaly(), pytest.raises(tz.AnomalyError, match=r"forward of 'log' produced NaN.*test_tape.py:\d+"):
+        x.log()
+    y = tz.tensor([0.0], requires_grad=True)
+    with tz.detect_anomaly():
+        out = y.sqrt()  # forward is fine (0); backward divides by 0
+        with pytest.raises(tz.AnomalyError, match="backward of 'sqrt' produced Inf"):
+            out.sum().backward()
+
+
+# ----- bad input ----------------------------------------------------------------------------
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(tz.DTypeError, match="only floating-point tensors can require gradients"):
+        tz.tensor([1, 2], requires_grad=True)
+    with pytest.raises(tz.DTypeError):
+        tz.tensor(["a", "b"])
+
+
+def test_shape_errors_name_the_op_and_shapes():
+    a, b = tz.ones(2, 3), tz.ones(4, 5)
+    with pytest.raises(tz.ShapeError, match=r"matmul: shapes \(2, 3\) and \(4, 5\)"):
+        a @ b
+    with pytest.raises(tz.ShapeError, match=r"add: shapes \(2, 3\) and \(4, 5\) cannot be broadcast"):
+        a + b
+    with pytest.raises(tz.ShapeError, match="reshape"):
+        a.reshape(7)
+    with pytest.raises(tz.ShapeError, match="axis 5 is out of range"):
+        a.sum(axis=5)
+
+
+def test_index_errors_are_tinyzoo_errors():
+    x = tz.ones(3, 2)
+    with pytest.raises(tz.IndexRangeError, match=r"getitem.*\(3, 2\)"):
+        x[5]
+    with pytest.raises(tz.IndexRangeError, match="index_select"):
+        tz.index_select(x, 0, np.array([0, 3]))
+    with pytest.raises(tz.DTypeError, match="gather"):
+        tz.gather(x, 0, np.zeros((1, 2)))
+
+
+def test_item_on_non_scalar():
+    with pytest.raises(ValueError, match=r"item\(\) needs a tensor with one element, got shape \(2,\)"):
+        tz.ones(2).item()
+    assert tz.ones(1, 1).item() == 1.0
+
+
+def test_gpu_request_without_cupy_is_one_clear_error(monkeypatch):
+    if backend.gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(tz.DeviceError, match=r"CuPy|CUDA"):
+        tz.zeros(2, device="gpu")
+    with pytest.raises(tz.DeviceError, match="unknown device"):
+        tz.zeros(2, device="tpu")
+
+
+def test_mixing_devices_names_the_op_and_both_devices(monkeypatch):
+    """A fake CuPy (a NumPy subclass with a device id) stands in for a GPU array."""
+
+    class FakeGpuArray(np.ndarray):
+        device = types.SimpleNamespace(id=0)
+
+    monkeypatch.setattr(backend, "_cupy", types.SimpleNamespace(ndarray=FakeGpuArray))
+    gpu = tz.Tensor(np.ones(2).view(FakeGpuArray))
+    cpu = tz.ones(2, dtype="float64")
+    assert gpu.device == "cuda:0"
+    with pytest.raises(tz.DeviceError, match=r"mul: operands are on different devices \(cpu and cuda:0\)"):
+        cpu * gpu
+
+
+def test_backend_helpers():
+    a = np.arange(3.0)
+    assert backend.xp_of(a) is np and backend.device_of(a) == "cpu"
+    assert backend.normalize_device("cuda") == "cuda:0" and backend.normalize_device("CPU") == "cpu"
+    assert backend.to_device(a, "cpu") is a
+
+
+def test_manual_seed_makes_draws_repeat():
+    tz.manual_seed(7)
+    first = tz.randn(3).tolist() + tz.rand(2).tolist()
+    tz.manual_seed(7)
+    assert tz.randn(3).tolist() + tz.rand(2).tolist() == first

@@ -1,0 +1,1 @@
+"""Helpers for testing ops: hypothesis strategies (needs the `test` extra)."""
