@@ -20,6 +20,13 @@ def test_backward_accumulates_into_leaves_across_calls():
     np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
 
 
+def test_leaves_never_share_a_gradient_array():
+    x, y = tz.tensor([1.0, 2.0], requires_grad=True), tz.tensor([3.0, 4.0], requires_grad=True)
+    (x + y).sum().backward()
+    x.grad.data *= 10
+    assert y.grad.tolist() == [1.0, 1.0]
+
+
 def test_graph_is_freed_and_second_backward_says_so():
     x = tz.tensor([1.0, 2.0], requires_grad=True)
     y = (x * 2).exp()

@@ -72,6 +72,7 @@ def run_backward(
     wanted = None if inputs is None else {id(t) for t in inputs}
     found: dict[int, Tensor] = {}
     pending: dict[int, Tensor] = {}
+    handed_out: set[int] = set()  # arrays already given to a leaf as .grad: never share one between leaves
     for out, grad in zip(outputs, grads):
         seed = _initial_grad(out, grad)
         pending[id(out)] = pending[id(out)] + seed if id(out) in pending else seed
@@ -90,7 +91,7 @@ def run_backward(
             node = tensor._node
             if node is None:
                 if wanted is None:
-                    _accumulate(tensor, grad, create_graph)
+                    _accumulate(tensor, grad, create_graph, handed_out)
                 continue
             _send_back(tensor, node, grad, pending, create_graph)
             if not retain_graph:
@@ -125,11 +126,22 @@ def _send_back(tensor: Tensor, node: Any, grad: Tensor, pending: dict[int, Tenso
         pending[id(inp)] = input_grad if previous is None else previous + input_grad
 
 
-def _accumulate(leaf: Tensor, grad: Tensor, create_graph: bool) -> None:
-    """leaf.grad += grad (kept on the tape only with create_graph)."""
+def _accumulate(leaf: Tensor, grad: Tensor, create_graph: bool, handed_out: set[int]) -> None:
+    """leaf.grad += grad (kept on the tape only with create_graph).
+
+    A leaf's .grad is always its own writable array: one gradient array can reach several leaves
+    (x + y sends the same grad to both), and a sum's gradient is a read-only broadcast view, so those
+    are copied; in-place edits of one `.grad` (clipping, scaling) then never touch another's.
+    """
     if not create_graph:
-        grad = grad.detach()
-    leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+        array = grad.data
+        writable = getattr(array.flags, "writeable", True)
+        grad = Tensor(array.copy() if id(array) in handed_out or not writable else array)
+    if leaf.grad is None:
+        handed_out.add(id(grad.data))
+        leaf.grad = grad
+    else:
+        leaf.grad = leaf.grad + grad
 
 
 def _freed_error(op: str) -> GraphError:
