@@ -22,16 +22,31 @@ from tinyzoo.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parent.parent
 
-DTYPES = st.sampled_from([np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_,
-                          np.complex64])
-ARRAYS = DTYPES.flatmap(lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
-                                                                          max_side=4)))
-LEAVES = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
-          | st.text(max_size=8) | ARRAYS | st.builds(np.float32, st.floats(-1e3, 1e3, width=32))
-          | st.builds(np.int64, st.integers(-(2**63), 2**63 - 1)))
-TREES = st.recursive(LEAVES, lambda children: st.lists(children, max_size=3)
-                     | st.lists(children, max_size=3).map(tuple)
-                     | st.dictionaries(st.text(max_size=6), children, max_size=3), max_leaves=12)
+DTYPES = st.sampled_from(
+    [np.float32, np.float64, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_, np.complex64]
+)
+ARRAYS = DTYPES.flatmap(
+    lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
+)
+LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | ARRAYS
+    | st.builds(np.float32, st.floats(-1e3, 1e3, width=32))
+    | st.builds(np.int64, st.integers(-(2**63), 2**63 - 1))
+)
+TREES = st.recursive(
+    LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=12,
+)
 
 
 def assert_same(got: object, want: object) -> None:
@@ -90,8 +105,11 @@ def test_the_file_is_an_npz_of_npy_members_and_a_json_header(tmp_path: Path) -> 
 def test_unsupported_values_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.npz"
     checkpoint.save({"ok": 1}, path)
-    cases = [({"f": print}, r"obj\['f'\]: builtin_function_or_method"), ({1: 2}, "keys must be str"),
-             ([np.array([None])], r"obj\[0\]: object arrays")]
+    cases = [
+        ({"f": print}, r"obj\['f'\]: builtin_function_or_method"),
+        ({1: 2}, "keys must be str"),
+        ([np.array([None])], r"obj\[0\]: object arrays"),
+    ]
     for obj, message in cases:
         with pytest.raises(CheckpointError, match=message):
             checkpoint.save(obj, path)

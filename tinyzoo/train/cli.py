@@ -1,0 +1,42 @@
+"""What every example script shares: its standard arguments, device selection and a clean exit on errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from tinyzoo import backend
+from tinyzoo.errors import DataError, DeviceError
+
+
+def example_parser(description: str, steps: int | None = None, epochs: int | None = None) -> argparse.ArgumentParser:
+    """An ArgumentParser with the flags every example takes (--device --seed --steps/--epochs --plot ...)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="cpu", help="cpu, gpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights, data order and dropout")
+    if steps is not None:
+        parser.add_argument("--steps", type=int, default=steps, help="training steps")
+    if epochs is not None:
+        parser.add_argument("--epochs", type=int, default=epochs, help="passes over the training set")
+    parser.add_argument("--plot", default=None, metavar="PATH", help="write a figure (PNG/SVG) here")
+    parser.add_argument("--save", default=None, metavar="PATH", help="write a checkpoint (.npz) at the end")
+    parser.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
+    parser.add_argument("--log", default=None, metavar="PATH", help="metrics log (.jsonl or .csv)")
+    parser.add_argument("--trace", action="store_true", help="print an op-level profile of one training step")
+    return parser
+
+
+def check_device(device: str) -> str:
+    """The normalised device name; raises DeviceError when it is not usable here."""
+    backend.array_module(device)
+    return backend.normalize_device(device)
+
+
+def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run an example's main(); a missing device or data set becomes one line on stderr and exit code 2."""
+    try:
+        return int(main(argv) or 0)
+    except (DeviceError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
