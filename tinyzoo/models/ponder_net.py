@@ -136,3 +136,9 @@ def expected_steps(out: PonderOutput) -> tz.Tensor:
     """E[steps] = Σ_n n · p_n, averaged over the batch."""
     n = tz.arange(1, out.log_p.shape[0] + 1, dtype=out.log_p.dtype, device=out.log_p.device)[:, None]
     return (out.p * n).sum(axis=0).mean()
+
+
+def demo() -> tuple[PonderGRU, tz.Tensor]:
+    """A small PonderNet and a batch of parity inputs (for `python -m tinyzoo explain ponder_net`)."""
+    x, _ = parity_batch(4, 8, np.random.default_rng(0))
+    return PonderGRU(n_elems=8, n_hidden=64, max_steps=20), tz.tensor(x)
