@@ -27,6 +27,14 @@ def test_leaves_never_share_a_gradient_array():
     assert y.grad.tolist() == [1.0, 1.0]
 
 
+def test_slices_and_dense_uses_of_one_tensor_add_up():
+    """Indexed gradients (x[i]) are added in place into one buffer, mixed with dense ones, in any order."""
+    x = tz.tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    total = x[0].sum() * 2 + x.sum() + x[np.array([0, 0, 2])].sum() + sum(x[t, 1] for t in range(3))
+    total.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[1 + 2 + 2, 1 + 2 + 2 + 1], [1, 1 + 1], [1 + 1, 1 + 1 + 1]])
+
+
 def test_graph_is_freed_and_second_backward_says_so():
     x = tz.tensor([1.0, 2.0], requires_grad=True)
     y = (x * 2).exp()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tinyzoo.autograd.tensor import MODE, Tensor, as_array, check_finite, enable_grad, no_grad
+from tinyzoo.autograd.tensor import MODE, IndexedGrad, Tensor, as_array, check_finite, enable_grad, no_grad
 from tinyzoo.backend import xp_of
 from tinyzoo.errors import GraphError, ShapeError
 
@@ -72,6 +72,7 @@ def run_backward(
     wanted = None if inputs is None else {id(t) for t in inputs}
     found: dict[int, Tensor] = {}
     pending: dict[int, Tensor] = {}
+    owned: set[int] = set()  # keys of pending buffers the engine allocated itself: safe to add into in place
     handed_out: set[int] = set()  # arrays already given to a leaf as .grad: never share one between leaves
     for out, grad in zip(outputs, grads):
         seed = _initial_grad(out, grad)
@@ -93,13 +94,15 @@ def run_backward(
                 if wanted is None:
                     _accumulate(tensor, grad, create_graph, handed_out)
                 continue
-            _send_back(tensor, node, grad, pending, create_graph)
+            _send_back(tensor, node, grad, pending, owned, create_graph)
             if not retain_graph:
                 node.free()
     return found
 
 
-def _send_back(tensor: Tensor, node: Any, grad: Tensor, pending: dict[int, Tensor], create_graph: bool) -> None:
+def _send_back(
+    tensor: Tensor, node: Any, grad: Tensor, pending: dict[int, Tensor], owned: set[int], create_graph: bool
+) -> None:
     """Run one node's backward and add the input gradients to `pending`."""
     if node.freed:
         raise _freed_error(node.name)
@@ -122,8 +125,32 @@ def _send_back(tensor: Tensor, node: Any, grad: Tensor, pending: dict[int, Tenso
             )
         if anomaly:
             check_finite(node.name, input_grad.data, "backward", node)
-        previous = pending.get(id(inp))
-        pending[id(inp)] = input_grad if previous is None else previous + input_grad
+        _add_pending(pending, owned, id(inp), input_grad, create_graph)
+
+
+def _add_pending(pending: dict[int, Tensor], owned: set[int], key: int, grad: Any, create_graph: bool) -> None:
+    """pending[key] += grad, in place when the engine owns the buffer (it allocated it and no one else sees it).
+
+    A tensor used by many ops (x[t] for every t, a weight shared across steps) collects its gradient in
+    one buffer instead of allocating a new sum per use.
+    """
+    previous = pending.get(key)
+    if create_graph:  # every sum must stay on the tape
+        pending[key] = grad if previous is None else previous + grad
+    elif isinstance(grad, IndexedGrad):
+        if key not in owned:
+            xp = xp_of(grad.data)
+            buffer = xp.zeros(grad.shape, dtype=grad.dtype) if previous is None else previous.data.copy()
+            previous = pending[key] = Tensor(buffer)
+            owned.add(key)
+        grad.add_into(previous.data)
+    elif previous is None:
+        pending[key] = grad
+    elif key in owned:
+        previous.data += grad.data
+    else:
+        pending[key] = previous + grad
+        owned.add(key)
 
 
 def _accumulate(leaf: Tensor, grad: Tensor, create_graph: bool, handed_out: set[int]) -> None:

@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from tinyzoo.autograd.tensor import Tensor, as_array, index_error, record_op, tensor_index
+from tinyzoo.autograd.tensor import (
+    IndexedGrad,
+    Tensor,
+    as_array,
+    index_error,
+    is_grad_enabled,
+    record_op,
+    tensor_index,
+)
 from tinyzoo.backend import scatter_add as _scatter_add_arrays
 from tinyzoo.backend import xp_of
 from tinyzoo.errors import DeviceError, DTypeError, IndexRangeError, ShapeError
@@ -867,7 +875,14 @@ def getitem(x: Any, index: Any) -> Tensor:
         out = x.data[index]
     except IndexError as exc:
         raise index_error("getitem", x.shape, exc) from None
-    return record_op("getitem", out, (x,), lambda g, _: (_index_put_zeros(g, x.shape, index),))
+    advanced = _has_advanced(index)
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        if is_grad_enabled():  # create_graph: the gradient must itself be differentiable
+            return (_index_put_zeros(g, x.shape, index),)
+        return (IndexedGrad(g.data, x.shape, index, advanced),)
+
+    return record_op("getitem", out, (x,), backward)
 
 
 def _index_put_zeros(values: Tensor, shape: tuple[int, ...], index: Any) -> Tensor:

@@ -229,6 +229,27 @@ def as_array(data: Any, dtype: Any = None, device: str | None = None) -> Any:
     return array
 
 
+class IndexedGrad:
+    """A gradient that is zero except at `index`, where it holds `data` (the backward of x[index]).
+
+    The engine adds it into one gradient buffer in place instead of materialising zeros(shape) per
+    slice, so a loop over x[t] for t = 1..T costs O(T) memory traffic, not O(T²). Only produced when
+    the backward pass is not itself recorded (create_graph=False).
+    """
+
+    __slots__ = ("advanced", "data", "dtype", "index", "shape")
+
+    def __init__(self, data: Any, shape: tuple[int, ...], index: Any, advanced: bool) -> None:
+        self.data, self.shape, self.index, self.dtype, self.advanced = data, shape, index, data.dtype, advanced
+
+    def add_into(self, buffer: Any) -> None:
+        """buffer[index] += data (repeated integer indices add up)."""
+        if self.advanced:
+            backend.scatter_add(buffer, self.index, self.data)
+        else:
+            buffer[self.index] += self.data
+
+
 def record_op(
     name: str,
     out_data: Any,
