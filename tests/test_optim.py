@@ -355,14 +355,14 @@ def test_clear_errors(make, error, message):
 def test_clip_grad_norm():
     a, b, c = tz.zeros(2, requires_grad=True), tz.zeros(1, requires_grad=True), tz.zeros(1, requires_grad=True)
     a.grad, b.grad = tz.tensor([3.0, 4.0]), tz.tensor([12.0])
-    assert clip_grad_norm_([a, b, c], max_norm=100.0) == pytest.approx(13.0)
+    assert clip_grad_norm_([a, b, c], max_norm=100.0).item() == pytest.approx(13.0)
     np.testing.assert_array_equal(a.grad.numpy(), [3.0, 4.0])  # under the limit: untouched
-    assert clip_grad_norm_([a, b, c], max_norm=6.5) == pytest.approx(13.0)
+    assert clip_grad_norm_([a, b, c], max_norm=6.5).item() == pytest.approx(13.0)
     np.testing.assert_allclose(np.concatenate([a.grad.numpy(), b.grad.numpy()]), [1.5, 2.0, 6.0], rtol=1e-6)
     assert c.grad is None
-    assert clip_grad_norm_(a, max_norm=1.0, norm_type=math.inf) == pytest.approx(2.0)
+    assert clip_grad_norm_(a, max_norm=1.0, norm_type=math.inf).item() == pytest.approx(2.0)
     np.testing.assert_allclose(a.grad.numpy(), [0.75, 1.0], rtol=1e-6)
-    assert clip_grad_norm_([c], max_norm=1.0) == 0.0
+    assert clip_grad_norm_([c], max_norm=1.0).item() == 0.0
     a.grad = tz.tensor([np.nan, 1.0])
     with pytest.raises(RuntimeError, match=r"clip_grad_norm_: the total 2\.0-norm .* is nan"):
         clip_grad_norm_([a], 1.0, error_if_nonfinite=True)
@@ -551,7 +551,7 @@ def test_clip_grad_norm_matches_torch():
             o.grad, t.grad = tz.tensor(g), torch.from_numpy(g.copy())
         total = clip_grad_norm_(ours, 0.5, norm_type=norm_type)
         expected = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type=norm_type)
-        assert total == pytest.approx(float(expected), rel=1e-6)
+        assert total.item() == pytest.approx(float(expected), rel=1e-6)
         for o, t in zip(ours, theirs):
             np.testing.assert_allclose(o.grad.numpy(), t.grad.numpy(), rtol=1e-6, atol=1e-7)
 

@@ -7,8 +7,9 @@ shared array in place once per leaf would clip it twice.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+
+import numpy as np
 
 from tinyzoo import backend
 from tinyzoo.autograd.tensor import Tensor
@@ -25,29 +26,29 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
-) -> float:
+) -> Tensor:
     """Scale all gradients together so their joint `norm_type`-norm is at most max_norm; returns the norm before.
 
-    The norm of the gradients, seen as one long vector, is ‖(‖g₁‖, ‖g₂‖, ...)‖; when it exceeds
-    max_norm every gradient is multiplied by max_norm / (norm + 1e-6), as torch does. The norm comes
-    back as a Python float: one device-to-host copy per call, which is what reading it costs anyway.
+    The norm of the gradients, seen as one long vector, is ‖(‖g₁‖, ‖g₂‖, ...)‖; every gradient is
+    multiplied by min(max_norm / (norm + 1e-6), 1), as torch does. Everything stays on the device: the
+    norm comes back as a 0-d Tensor (read it with .item() when you log it), so a GPU step never waits
+    for the host here — except with error_if_nonfinite=True, which must look at the value.
     """
     params = _with_grads(params)
     if not params:
-        return 0.0
+        return Tensor(np.zeros((), dtype=np.float32))
     xp = backend.xp_of(params[0].grad.data)
     norms = xp.stack([xp.linalg.norm(p.grad.data.ravel(), ord=norm_type) for p in params])
-    total_norm = float(backend.to_host(xp.linalg.norm(norms, ord=norm_type)))
-    if error_if_nonfinite and not math.isfinite(total_norm):
+    total_norm = xp.linalg.norm(norms, ord=norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total_norm)):
         raise RuntimeError(
             f"clip_grad_norm_: the total {norm_type}-norm of the gradients of {len(params)} parameter(s) is "
-            f"{total_norm}, so they cannot be clipped; pass error_if_nonfinite=False to scale them anyway"
+            f"{float(total_norm)}, so they cannot be clipped; pass error_if_nonfinite=False to scale them anyway"
         )
-    coef = min(max_norm / (total_norm + 1e-6), 1.0)  # NaN stays NaN, as in torch
-    if coef != 1.0:
-        for p in params:
-            p.grad = Tensor(p.grad.data * coef)
-    return total_norm
+    coef = xp.minimum(max_norm / (total_norm + 1e-6), 1.0)  # NaN stays NaN, as in torch
+    for p in params:
+        p.grad = Tensor(p.grad.data * coef.astype(p.grad.dtype))
+    return Tensor(total_norm)
 
 
 def clip_grad_value_(params: Tensor | Iterable[Tensor], clip_value: float) -> None:
