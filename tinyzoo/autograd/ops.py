@@ -120,23 +120,29 @@ __all__ = [
 # =================================================================================================
 # Helpers shared by the ops
 # =================================================================================================
-def as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
-    """A Tensor for `value`; Python numbers take the dtype and device of `like` (as torch scalars do)."""
+def as_tensor(value: Any, like: Tensor | None = None, op: str | None = None) -> Tensor:
+    """A Tensor for `value`; Python numbers take the dtype and device of `like` (as torch scalars do).
+
+    `op` names the calling op in the error raised for data that is not a real number array.
+    """
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (bool, int, float)):
         keeps_dtype = like.dtype.kind == "f" or (isinstance(value, int) and like.dtype.kind in "iub")
         dtype = like.dtype if keeps_dtype else np.float32
         return Tensor(xp_of(like.data).asarray(value, dtype=dtype))
-    return Tensor(as_array(value))
+    try:
+        return Tensor(as_array(value))
+    except (DTypeError, ValueError, TypeError) as exc:
+        raise DTypeError(f"{op or 'tensor'}: {exc}") from None
 
 
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands of a binary op as Tensors on one device (never copied silently)."""
     if not isinstance(a, Tensor):
-        a = as_tensor(a, b if isinstance(b, Tensor) else None)
+        a = as_tensor(a, b if isinstance(b, Tensor) else None, op=op)
     if not isinstance(b, Tensor):
-        b = as_tensor(b, a)
+        b = as_tensor(b, a, op=op)
     if type(a.data) is not type(b.data) or (not isinstance(a.data, np.ndarray) and a.device != b.device):
         raise DeviceError(
             f"{op}: operands are on different devices ({a.device} and {b.device}); move one with .to(device)"
@@ -205,10 +211,7 @@ def _expand_reduced(grad: Tensor, shape: tuple[int, ...], axes: tuple[int, ...],
 
 def _float_input(op: str, x: Any) -> Tensor:
     """x as a Tensor; integer tensors are accepted but give no gradient."""
-    x = as_tensor(x)
-    if x.dtype.kind in "cOUS":
-        raise DTypeError(f"{op}: dtype {x.dtype} is not supported")
-    return x
+    return as_tensor(x, op=op)
 
 
 def _constant(array: Any) -> Tensor:
@@ -335,8 +338,8 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 def masked_fill(x: Any, mask: Any, value: float) -> Tensor:
     """x with `value` written where mask is true (mask broadcasts against x)."""
-    x = as_tensor(x)
-    return where(mask, as_tensor(value, x), x)
+    x = as_tensor(x, op="masked_fill")
+    return where(mask, as_tensor(value, x, op="masked_fill"), x)
 
 
 # =================================================================================================
@@ -445,7 +448,7 @@ def softplus(x: Any, beta: float = 1.0) -> Tensor:
 
 def gelu(x: Any) -> Tensor:
     """GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))  (Hendrycks & Gimpel)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="gelu")
     inner = (x + x * x * x * 0.044715) * float(np.sqrt(2 / np.pi))
     return x * 0.5 * (tanh(inner) + 1)
 
@@ -460,7 +463,7 @@ def clamp(x: Any, min: float | None = None, max: float | None = None) -> Tensor:
 
 def astype(x: Any, dtype: Any) -> Tensor:
     """x converted to `dtype`; the gradient is converted back."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="astype")
     dtype = np.dtype(dtype)
     if x.dtype == dtype:
         return x
@@ -471,7 +474,7 @@ def to(x: Any, device: str) -> Tensor:
     """x moved to `device`; the gradient moves back."""
     from tinyzoo.backend import normalize_device, to_device
 
-    x = as_tensor(x)
+    x = as_tensor(x, op="to")
     device = normalize_device(device)
     if x.device == device:
         return x
@@ -484,7 +487,7 @@ def to(x: Any, device: str) -> Tensor:
 # =================================================================================================
 def sum(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
     """Sum over `axis` (all axes by default)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="sum")
     axes = _norm_axes(_axis(axis, dim), x.ndim, "sum")
     out = x.data.sum(axis=axes, keepdims=keepdims)
     return record_op("sum", out, (x,), lambda g, _: (_expand_reduced(g, x.shape, axes, keepdims),))
@@ -492,7 +495,7 @@ def sum(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) 
 
 def mean(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
     """Mean over `axis`."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="mean")
     axes = _norm_axes(_axis(axis, dim), x.ndim, "mean")
     count = int(np.prod([x.shape[a] for a in axes])) if x.ndim else 1
     if count == 0:
@@ -502,7 +505,7 @@ def mean(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None)
 
 def _extreme(op: str, x: Any, axis: Axis, keepdims: bool, dim: Axis) -> Tensor:
     """Backward-aware max/min: ties share the gradient equally."""
-    x = as_tensor(x)
+    x = as_tensor(x, op=op)
     axes = _norm_axes(_axis(axis, dim), x.ndim, op)
     if x.size == 0:
         raise ShapeError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
@@ -526,7 +529,7 @@ def min(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) 
 
 def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim: Axis = None) -> Tensor:
     """Variance over `axis` (NumPy's default ddof=0; torch.var uses ddof=1)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="var")
     axes = _norm_axes(_axis(axis, dim), x.ndim, "var")
     count = int(np.prod([x.shape[a] for a in axes])) if x.ndim else 1
     centred = x - mean(x, axes, keepdims=True)
@@ -535,12 +538,14 @@ def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim
 
 def std(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim: Axis = None) -> Tensor:
     """Standard deviation over `axis`."""
-    return sqrt(var(x, axis, keepdims, ddof, dim=dim))
+    x = as_tensor(x, op="std")
+    axes = _norm_axes(_axis(axis, dim), x.ndim, "std")
+    return sqrt(var(x, axes, keepdims, ddof))
 
 
 def logsumexp(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
     """log Σ e^x over `axis`, shifted by the max so it never overflows."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="logsumexp")
     xp = xp_of(x.data)
     axes = _norm_axes(_axis_or_last(axis, dim), x.ndim, "logsumexp")
     peak = xp.max(x.data, axis=axes, keepdims=True)
@@ -557,7 +562,7 @@ def logsumexp(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: A
 
 def prod(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
     """Product over one axis (or all); zeros in x are handled exactly."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="prod")
     axis = _axis(axis, dim)
     if axis is None:
         return prod(reshape(x, (-1,)), 0, keepdims=False) if not keepdims else reshape(prod(x), (1,) * x.ndim)
@@ -579,7 +584,7 @@ def prod(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | 
 
 def cumsum(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Running sum along `axis`."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="cumsum")
     (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "cumsum")
     out = xp_of(x.data).cumsum(x.data, axis=axis)
     return record_op("cumsum", out, (x,), lambda g, _: (flip(cumsum(flip(g, axis), axis), axis),))
@@ -587,7 +592,7 @@ def cumsum(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor
 
 def cumprod(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Running product along `axis` (gradient via out / x: needs non-zero x)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="cumprod")
     (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "cumprod")
     out = xp_of(x.data).cumprod(x.data, axis=axis)
     return record_op("cumprod", out, (x,), lambda g, out: (flip(cumsum(flip(g * out, axis), axis), axis) / x,))
@@ -595,21 +600,21 @@ def cumprod(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tenso
 
 def argmax(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
     """Index of the largest value along `axis` (not differentiable)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="argmax")
     axis = _axis(axis, dim)
     return Tensor(xp_of(x.data).argmax(x.data, axis=axis, keepdims=keepdims))
 
 
 def argmin(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
     """Index of the smallest value along `axis` (not differentiable)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="argmin")
     axis = _axis(axis, dim)
     return Tensor(xp_of(x.data).argmin(x.data, axis=axis, keepdims=keepdims))
 
 
 def norm(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
     """Euclidean norm over `axis`; the gradient at a zero vector is 0 (a subgradient), not NaN."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="norm")
     xp = xp_of(x.data)
     axes = _norm_axes(_axis(axis, dim), x.ndim, "norm")
     out = xp.sqrt((x.data * x.data).sum(axis=axes, keepdims=keepdims))
@@ -623,7 +628,7 @@ def norm(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None)
 
 def softmax(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """e^x / Σ e^x along `axis`, shifted by the max for stability."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="softmax")
     xp = xp_of(x.data)
     (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "softmax")
     shifted = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
@@ -633,7 +638,7 @@ def softmax(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tenso
 
 def log_softmax(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """x - logsumexp(x) along `axis`, stable for logits of any magnitude."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="log_softmax")
     xp = xp_of(x.data)
     (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "log_softmax")
     shifted = x.data - x.data.max(axis=axis, keepdims=True)
@@ -651,7 +656,7 @@ def _shape_arg(shape: tuple) -> tuple:
 
 def reshape(x: Any, *shape: Any) -> Tensor:
     """The same elements in a new shape (one entry may be -1)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="reshape")
     shape = _shape_arg(shape)
     try:
         out = x.data.reshape(shape)
@@ -666,7 +671,7 @@ view = reshape
 
 def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge axes start_dim..end_dim into one (torch.flatten)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="flatten")
     if x.ndim == 0:
         return reshape(x, (1,))
     start, end = start_dim % x.ndim, end_dim % x.ndim
@@ -675,7 +680,7 @@ def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def permute(x: Any, *axes: int) -> Tensor:
     """Reorder the axes."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="permute")
     axes = _shape_arg(axes)
     if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
         raise ShapeError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
@@ -685,7 +690,7 @@ def permute(x: Any, *axes: int) -> Tensor:
 
 def transpose(x: Any, *axes: int) -> Tensor:
     """NumPy's transpose(x, axes) (reverse all axes by default); with two ints, PyTorch's swap of two axes."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="transpose")
     axes = _shape_arg(axes)
     if not axes:
         return permute(x, tuple(reversed(range(x.ndim))))
@@ -698,7 +703,7 @@ def transpose(x: Any, *axes: int) -> Tensor:
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="swapaxes")
     order = list(range(x.ndim))
     a, b = _norm_axes(axis1, x.ndim, "swapaxes")[0], _norm_axes(axis2, x.ndim, "swapaxes")[0]
     order[a], order[b] = order[b], order[a]
@@ -707,7 +712,7 @@ def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
 
 def squeeze(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
     """Drop size-1 axes (all of them, or those given)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="squeeze")
     axis = _axis(axis, dim)
     axes = tuple(i for i, n in enumerate(x.shape) if n == 1) if axis is None else _norm_axes(axis, x.ndim, "squeeze")
     axes = tuple(a for a in axes if x.shape[a] == 1)
@@ -716,7 +721,7 @@ def squeeze(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
 
 def unsqueeze(x: Any, axis: int, *, dim: int | None = None) -> Tensor:
     """Insert a size-1 axis at `axis` (np.expand_dims)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="unsqueeze")
     axis = _axis(axis, dim)
     if not -x.ndim - 1 <= axis <= x.ndim:
         raise ShapeError(f"unsqueeze: axis {axis} is out of range for a tensor with {x.ndim} dimension(s)")
@@ -729,7 +734,7 @@ expand_dims = unsqueeze
 
 def broadcast_to(x: Any, *shape: Any) -> Tensor:
     """x repeated (without copying) to `shape`, as NumPy broadcasting would."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="broadcast_to")
     shape = _shape_arg(shape)
     if x.shape == shape:
         return x
@@ -742,7 +747,7 @@ def broadcast_to(x: Any, *shape: Any) -> Tensor:
 
 def expand(x: Any, *shape: Any) -> Tensor:
     """torch's expand: broadcast_to where -1 keeps an axis as it is."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="expand")
     shape = _shape_arg(shape)
     lead = len(shape) - x.ndim
     return broadcast_to(x, tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)))
@@ -750,7 +755,7 @@ def expand(x: Any, *shape: Any) -> Tensor:
 
 def concat(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Join tensors along an existing axis."""
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = [as_tensor(t, op="concat") for t in tensors]
     if not tensors:
         raise ShapeError("concat: needs at least one tensor")
     for t in tensors[1:]:
@@ -781,7 +786,7 @@ def _slice_axis(x: Tensor, axis: int, start: int, stop: int) -> Tensor:
 
 def stack(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:
     """Join tensors of one shape along a new axis."""
-    tensors = [as_tensor(t) for t in tensors]
+    tensors = [as_tensor(t, op="stack") for t in tensors]
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ShapeError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
@@ -793,7 +798,7 @@ def split(
     x: Any, split_size_or_sections: int | Sequence[int], axis: int = 0, *, dim: int | None = None
 ) -> list[Tensor]:
     """torch.split: pieces of `split_size` along axis (an int), or of the listed sizes."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="split")
     (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "split")
     n = x.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
@@ -809,14 +814,14 @@ def split(
 
 def chunk(x: Any, chunks: int, axis: int = 0, *, dim: int | None = None) -> list[Tensor]:
     """Split into `chunks` nearly equal pieces (the last may be smaller), as torch.chunk."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="chunk")
     (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "chunk")
     return split(x, -(-x.shape[axis] // chunks), axis)
 
 
 def pad(x: Any, pad_width: Any, value: float = 0.0) -> Tensor:
     """Constant padding with NumPy's pad_width ((before, after) per axis, or one pair/int for all)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="pad")
     widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
     if (widths < 0).any():
         raise ShapeError(f"pad: negative pad widths {widths.tolist()} (crop with indexing instead)")
@@ -827,7 +832,7 @@ def pad(x: Any, pad_width: Any, value: float = 0.0) -> Tensor:
 
 def flip(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
     """Reverse the order of elements along `axis` (all axes by default)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="flip")
     axes = _norm_axes(_axis(axis, dim), x.ndim, "flip")
     out = xp_of(x.data).flip(x.data, axis=axes)
     return record_op("flip", out, (x,), lambda g, _: (flip(g, axes),))
@@ -835,7 +840,7 @@ def flip(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
 
 def repeat(x: Any, repeats: int, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """NumPy's repeat: each element `repeats` times along axis (flattened when axis is None)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="repeat")
     axis = _axis(axis, dim)
     if axis is None:
         return repeat(reshape(x, (-1,)), repeats, 0)
@@ -847,7 +852,7 @@ def repeat(x: Any, repeats: int, axis: int | None = None, *, dim: int | None = N
 
 def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
     """NumPy's tile (torch's Tensor.repeat): the whole tensor repeated along each axis."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="tile")
     reps = (reps,) if isinstance(reps, int) else tuple(reps)
     ndim = builtins.max(len(reps), x.ndim)
     reps = (1,) * (ndim - len(reps)) + reps
@@ -869,7 +874,7 @@ def _has_advanced(index: Any) -> bool:
 
 def getitem(x: Any, index: Any) -> Tensor:
     """x[index]: ints, slices, None, Ellipsis, integer arrays and boolean masks."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="getitem")
     index = tensor_index(index)
     try:
         out = x.data[index]
@@ -915,7 +920,7 @@ def _checked_index(op: str, index: Any, length: int, where: str) -> Any:
 
 def gather(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Tensor:
     """torch.gather: out[i][j] = x[index[i][j]][j] for axis 0 (index has x's number of axes)."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="gather")
     (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "gather")
     index = _checked_index("gather", index, x.shape[axis], f"axis {axis} of {x.shape}")
     if index.ndim != x.ndim:
@@ -950,7 +955,7 @@ def scatter_add(x: Any, axis: int, index: Any, src: Any, *, dim: int | None = No
 
 def index_select(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Tensor:
     """torch.index_select: the slices of x at `index` (1-D) along `axis`."""
-    x = as_tensor(x)
+    x = as_tensor(x, op="index_select")
     (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "index_select")
     index = _checked_index("index_select", index, x.shape[axis], f"axis {axis} of {x.shape}")
     out = xp_of(x.data).take(x.data, index, axis=axis)
@@ -1034,7 +1039,7 @@ def _parse_einsum(subscripts: str, count: int) -> tuple[list[str], str]:
 def einsum(subscripts: str, *operands: Any) -> Tensor:
     """Einstein summation, e.g. einsum("bij,bjk->bik", a, b); no ellipsis or repeated letters."""
     inputs, output = _parse_einsum(subscripts, len(operands))
-    tensors = [as_tensor(o) for o in operands]
+    tensors = [as_tensor(o, op="einsum") for o in operands]
     for t in tensors[1:]:
         _pair("einsum", tensors[0], t)
     for term, t in zip(inputs, tensors):

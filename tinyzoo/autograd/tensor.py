@@ -222,8 +222,10 @@ def as_array(data: Any, dtype: Any = None, device: str | None = None) -> Any:
         array = np.asarray(data, dtype=dtype)
         if dtype is None and array.dtype == np.float64:
             array = array.astype(np.float32)
-    if array.dtype.kind in "OUSV":
-        raise DTypeError(f"tinyzoo tensors hold numbers; got dtype {array.dtype} from {type(data).__name__}")
+    if array.dtype.kind in "OUSVcmM":
+        raise DTypeError(
+            f"tinyzoo tensors hold real numbers or booleans; got dtype {array.dtype} from {type(data).__name__}"
+        )
     if device is not None:
         array = backend.to_device(array, device)
     return array
