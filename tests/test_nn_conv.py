@@ -149,6 +149,7 @@ def _transpose_settings(x: np.ndarray, w: np.ndarray, settings_: dict) -> dict:
 
 
 def _tensors(*arrays: np.ndarray) -> list[tz.Tensor]:
+    """Leaf tensors (requires_grad) holding the arrays."""
     return [tz.tensor(a, requires_grad=True) for a in arrays]
 
 
@@ -182,6 +183,21 @@ def test_conv2d_float32_stays_float32_and_no_grad_records_nothing():
     assert conv2d(x, w).dtype == np.float32
     with tz.no_grad():
         assert conv2d(x, w).grad_fn is None
+
+
+def test_strided_inputs_and_outputs_chain():
+    """Outputs are transposed views ([O, N, H, W] in memory); every op takes them, and any other strides."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((5, 3, 4, 9)).transpose(1, 2, 0, 3)  # [3, 4, 5, 9] with scrambled strides
+    w1, w2 = rng.standard_normal((6, 4, 3, 3)), rng.standard_normal((6, 2, 2, 2))
+
+    def net(x):
+        h = max_pool2d(conv2d(x, w1, padding=1), 2, 1)
+        return avg_pool2d(conv_transpose2d(h, w2, stride=2), 2)
+
+    strided, packed = net(tz.tensor(x)), net(tz.tensor(np.ascontiguousarray(x)))
+    np.testing.assert_allclose(strided.numpy(), packed.numpy(), rtol=1e-12, atol=1e-12)
+    assert tz.gradcheck(net, _tensors(x[:1]))  # (gradcheck nudges its leaves in place, so they are packed)
 
 
 # =================================================================================================
@@ -406,7 +422,21 @@ def test_bad_settings():
 # =================================================================================================
 # Against PyTorch (float64, where torch is installed)
 # =================================================================================================
+TORCH = settings(max_examples=20, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    """PyTorch on one thread (quicker for these tiny float64 ops), or skip where it is not installed."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
+
+
 def _torch_leaves(torch, *arrays):
+    """torch leaf tensors (requires_grad) holding the arrays."""
     return [torch.tensor(a, requires_grad=True) for a in arrays]
 
 
@@ -420,10 +450,9 @@ def _assert_same(ours: list[tz.Tensor], theirs: list, out: tz.Tensor, torch_out)
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@FAST
+@TORCH
 @given(conv_setups(max_channels=3))
-def test_conv2d_and_conv1d_match_torch(setup):
-    torch = pytest.importorskip("torch")
+def test_conv2d_and_conv1d_match_torch(torch, setup):
     x, w, b, kw = setup
     ours, theirs = _tensors(x, w, b), _torch_leaves(torch, x, w, b)
     _assert_same(ours, theirs, conv2d(*ours, **kw), torch.nn.functional.conv2d(*theirs, **kw))
@@ -432,10 +461,9 @@ def test_conv2d_and_conv1d_match_torch(setup):
     _assert_same(ours, theirs, conv1d(*ours, **kw1), torch.nn.functional.conv1d(*theirs, **kw1))
 
 
-@FAST
+@TORCH
 @given(conv_setups(max_channels=3))
-def test_conv_transpose2d_matches_torch(setup):
-    torch = pytest.importorskip("torch")
+def test_conv_transpose2d_matches_torch(torch, setup):
     x, w, _, kw = setup
     y = np.random.default_rng(0).standard_normal(naive_conv2d(x, w, None, **kw).shape)
     bias = np.random.default_rng(1).standard_normal(x.shape[1])
@@ -445,10 +473,9 @@ def test_conv_transpose2d_matches_torch(setup):
                  torch.nn.functional.conv_transpose2d(*theirs, **settings_))  # fmt: skip
 
 
-@FAST
+@TORCH
 @given(pool_setups(), st.integers(1, 4), st.integers(1, 4))
-def test_pools_match_torch(setup, out_h, out_w):
-    torch = pytest.importorskip("torch")
+def test_pools_match_torch(torch, setup, out_h, out_w):
     F = torch.nn.functional
     x, kernel, stride, padding = setup
     for ours_fn, torch_fn in [
@@ -460,15 +487,13 @@ def test_pools_match_torch(setup, out_h, out_w):
         _assert_same(ours, theirs, ours_fn(*ours), torch_fn(*theirs))
 
 
-def test_max_pool2d_ties_route_like_torch():
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_ties_route_like_torch(torch):
     x = np.random.default_rng(5).integers(0, 3, (2, 3, 7, 8)).astype(np.float64)  # many ties
     ours, theirs = _tensors(x), _torch_leaves(torch, x)
     _assert_same(ours, theirs, max_pool2d(ours[0], 3, 2, 1), torch.nn.functional.max_pool2d(theirs[0], 3, 2, 1))
 
 
-def test_unfold_and_fold_match_torch():
-    torch = pytest.importorskip("torch")
+def test_unfold_and_fold_match_torch(torch):
     x = np.random.default_rng(6).standard_normal((2, 3, 9, 8))
     window = {"kernel_size": (3, 2), "dilation": (1, 2), "padding": (1, 0), "stride": (2, 1)}
     ours, theirs = _tensors(x), _torch_leaves(torch, x)
@@ -478,8 +503,7 @@ def test_unfold_and_fold_match_torch():
     _assert_same(ours, theirs, fold(ours[0], (9, 8), **window), torch.nn.functional.fold(theirs[0], (9, 8), **window))
 
 
-def test_layers_load_torch_weights_and_agree():
-    torch = pytest.importorskip("torch")
+def test_layers_load_torch_weights_and_agree(torch):
     x = np.random.default_rng(8).standard_normal((2, 4, 9, 9)).astype(np.float32)
     pairs = [
         (Conv2d(4, 6, 3, stride=2, padding=1, groups=2), torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)),

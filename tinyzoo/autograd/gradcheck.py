@@ -71,18 +71,18 @@ def _numeric_grad(
     fn: Callable[..., Tensor], inputs: Sequence[Tensor], target: Tensor, weights: np.ndarray | None, eps: float
 ) -> np.ndarray:
     """Central differences of the projected output with respect to every element of `target`."""
-    flat = target.data.reshape(-1)  # a view: nudging it nudges the input in place
-    numeric = np.zeros(target.size)
+    array = target.data  # nudged in place, element by element (any memory layout)
+    numeric = np.zeros(target.shape)
     with no_grad():
-        for i in range(target.size):
-            saved = flat[i].item()
-            flat[i] = saved + eps
+        for index in np.ndindex(target.shape):
+            saved = array[index].item()
+            array[index] = saved + eps
             upper = _projected(fn, inputs, weights).item()
-            flat[i] = saved - eps
+            array[index] = saved - eps
             lower = _projected(fn, inputs, weights).item()
-            flat[i] = saved
-            numeric[i] = (upper - lower) / (2 * eps)
-    return numeric.reshape(target.shape)
+            array[index] = saved
+            numeric[index] = (upper - lower) / (2 * eps)
+    return numeric
 
 
 def _compare(position: int, shape: tuple, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float) -> None:

@@ -2,25 +2,29 @@
 
 Everything here is built on one pair of ops, `unfold` (im2col) and its adjoint `fold` (col2im):
 
-    unfold: x [N, C, H, W] → cols [N, C·kh·kw, L],  cols[n, (c, i, j), (p, q)] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
-    fold:   cols → x,  x_pad[n, c, h, w] = Σ of cols[n, (c, i, j), (p, q)] over the (i, j, p, q) landing on (h, w)
+    unfold: x [N, C, H, W] → cols [C·kh·kw, N·L],  cols[(c, i, j), (n, p, q)] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
+    fold:   cols → x,  x_pad[n, c, h, w] = Σ of cols[(c, i, j), (n, p, q)] over the (i, j, p, q) landing on (h, w)
 
 where L = Ho·Wo counts the window positions. `unfold` copies every kernel window out of a strided
-view (no Python loop at all); `fold` adds the windows back with vectorised adds over the kernel
-offsets, a small fixed loop of kh + kw steps (never over images or pixels). Each is the other's
+view (no Python loop at all); `fold` adds the windows back with one vectorised add per kernel
+offset (i, j), a small fixed loop of kh·kw steps (never over images or pixels). Each is the other's
 backward, so every layer below is differentiable to any order.
 
-A convolution is then one batched matrix product per call (Chellapilla et al. 2006):
+A convolution is then one matrix product for the whole batch (Chellapilla et al. 2006), per group:
 
     conv2d(x, W)[n, o, p, q] = Σ_{c, i, j} W[o, c, i, j] · x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
-                             = (W as [O, C·kh·kw]) @ unfold(x)[n]                 (per group)
+                             = ((W as [O, C·kh·kw]) @ unfold(x))[o, (n, p, q)]
 
 and the transposed convolution is its adjoint, <conv2d(x, W), y> = <x, conv_transpose2d(y, W)>:
 
-    conv_transpose2d(y, W) = fold(Wᵀ @ y)
+    conv_transpose2d(y, W) = fold(Wᵀ @ (y as [C_y, N·L]))
 
 which is exactly conv2d's input gradient. The weight gradient g @ unfold(x)ᵀ, and the backward of
 either layer, come from `matmul`'s backward rule and the unfold/fold pair; nothing else is written by hand.
+
+Putting the batch in the columns makes the outputs [N, O, Ho, Wo] transposed views of [O, N, Ho, Wo]
+arrays. Nothing needs to copy them: the next layer's unfold reads any strides, and a stack of
+convolutions keeps that memory order throughout.
 
 Pooling reuses `unfold`: max pooling picks one entry of each window (padding is -inf), average
 pooling takes the window mean (padding zeros count, as torch's default count_include_pad=True),
@@ -135,7 +139,11 @@ def _image(where: str, x: Any) -> Tensor:
 # unfold (im2col) and fold (col2im): the two ops everything else is made of
 # =================================================================================================
 def _im2col(x: Any, window: Window, grid: tuple[int, int], fill: float) -> Any:
-    """Array im2col: x [N, C, H, W] → [N, C·kh·kw, Ho·Wo], padding with `fill`."""
+    """Array im2col: x [N, C, H, W] → columns [C·kh·kw, N·Ho·Wo], padding with `fill`.
+
+    The batch sits in the columns, next to the window positions, so a convolution is one matrix
+    product for the whole batch (per group) rather than one small product per image.
+    """
     xp = xp_of(x)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
     if ph or pw:
@@ -143,44 +151,41 @@ def _im2col(x: Any, window: Window, grid: tuple[int, int], fill: float) -> Any:
     n, c = x.shape[:2]
     ho, wo = grid
     step_n, step_c, step_h, step_w = x.strides
-    windows = xp.lib.stride_tricks.as_strided(  # a view, read only: [N, C, kh, kw, Ho, Wo]
-        x, (n, c, kh, kw, ho, wo), (step_n, step_c, dh * step_h, dw * step_w, sh * step_h, sw * step_w)
+    windows = xp.lib.stride_tricks.as_strided(  # a view, read only: [C, kh, kw, N, Ho, Wo]
+        x, (c, kh, kw, n, ho, wo), (step_c, dh * step_h, dw * step_w, step_n, sh * step_h, sw * step_w)
     )
-    return windows.reshape(n, c * kh * kw, ho * wo)  # the one copy: [N, C·kh·kw, L]
+    return windows.reshape(c * kh * kw, n * ho * wo)  # the one copy: [C·kh·kw, N·L]
 
 
 def _col2im(cols: Any, window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Any:
-    """Array col2im: [N, C·kh·kw, Ho·Wo] → [N, C, H, W], adding up the entries that share a pixel.
+    """Array col2im: columns [C·kh·kw, N·Ho·Wo] → x [N, C, H, W], adding up the entries that share a pixel.
 
-    Entry (i, j, p, q) lands on padded pixel (i·dh + p·sh, j·dw + q·sw). The rows and the columns are
-    placed one after the other: first every kernel row i at once for all kernel columns (kh adds of
-    whole [kw, Ho, Wo] blocks, long runs of memory), then every kernel column j (kw adds). That is
-    kh + kw vectorised adds instead of kh·kw adds of short Wo-long rows, where NumPy's per-row overhead
-    would dominate.
+    Entry (i, j, p, q) lands on padded pixel (i·dh + p·sh, j·dw + q·sw): one vectorised add per kernel
+    offset (i, j) covers every image, channel and window position. The result is a transposed view of
+    a [C, N, H, W] array.
     """
     xp = xp_of(cols)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
     (ho, wo), (h, w) = grid, size
-    n, c = cols.shape[0], cols.shape[1] // (kh * kw)
-    cols = cols.reshape(n, c, kh, kw, ho, wo)
-    rows = xp.zeros((n, c, kw, h + 2 * ph, wo), dtype=cols.dtype)  # [N, C, kw, H + 2ph, Wo]
+    c, n = cols.shape[0] // (kh * kw), cols.shape[1] // (ho * wo)
+    cols = cols.reshape(c, kh, kw, n, ho, wo)
+    out = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)  # [C, N, H + 2ph, W + 2pw]
     for i in range(kh):
-        rows[:, :, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh] += cols[:, :, i]
-    out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)  # [N, C, H + 2ph, W + 2pw]
-    for j in range(kw):
-        out[:, :, :, j * dw : j * dw + sw * (wo - 1) + 1 : sw] += rows[:, :, j]
-    return out[:, :, ph : ph + h, pw : pw + w]
+        rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+        for j in range(kw):
+            out[:, :, rows, j * dw : j * dw + sw * (wo - 1) + 1 : sw] += cols[:, i, j]
+    return out[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
 
 
 def _unfold(x: Tensor, window: Window, grid: tuple[int, int], fill: float = 0.0) -> Tensor:
-    """The unfold op on a checked input; its backward is `_fold` (padding is cropped whatever its fill)."""
+    """The unfold op, [N, C, H, W] → [C·kh·kw, N·L]; its backward is `_fold` (padding is cropped whatever its fill)."""
     size = x.shape[2:]
     out = _im2col(x.data, window, grid, fill)
     return record_op("unfold", out, (x,), lambda g, _: (_fold(g, window, grid, size),))
 
 
 def _fold(cols: Tensor, window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
-    """The fold op on checked columns; its backward is `_unfold`."""
+    """The fold op, [C·kh·kw, N·L] → [N, C, H, W]; its backward is `_unfold`."""
     out = _col2im(cols.data, window, grid, size)
     return record_op("fold", out, (cols,), lambda g, _: (_unfold(g, window, grid),))
 
@@ -191,7 +196,9 @@ def unfold(
     """torch's F.unfold (im2col): every kernel window of x [N, C, H, W] as a column, [N, C·kh·kw, L]."""
     x = _image("unfold", x)
     window = Window.of(2, kernel_size, stride, padding, dilation)
-    return _unfold(x, window, window.grid("unfold", x.shape[2:]))
+    grid = window.grid("unfold", x.shape[2:])
+    cols = ops.reshape(_unfold(x, window, grid), (-1, x.shape[0], math.prod(grid)))  # [C·kh·kw, N, L]
+    return ops.permute(cols, (1, 0, 2))
 
 
 def fold(
@@ -213,7 +220,8 @@ def fold(
             f"fold got input {cols.shape}: expected [N, C·{per_column}, {math.prod(grid)}] for kernel "
             f"{_size_text(window.kernel)} on output {_size_text(size)} ({_size_text(grid)} window positions)"
         )
-    return _fold(cols, window, grid, size)
+    columns = ops.reshape(ops.permute(cols, (1, 0, 2)), (cols.shape[1], -1))  # [C·kh·kw, N·L]
+    return _fold(columns, window, grid, size)
 
 
 # =================================================================================================
@@ -249,12 +257,12 @@ def _add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
 def _conv2d(
     x: Tensor, weight: Tensor, bias: Tensor | None, window: Window, grid: tuple[int, int], groups: int
 ) -> Tensor:
-    """conv2d on checked operands: unfold, then one batched matmul (a GEMM per image and group)."""
+    """conv2d on checked operands: unfold, then one matmul per group for the whole batch."""
     n, out_channels = x.shape[0], weight.shape[0]
-    cols = ops.reshape(_unfold(x, window, grid), (n, groups, -1, math.prod(grid)))  # [N, G, C/G·kh·kw, L]
+    cols = ops.reshape(_unfold(x, window, grid), (groups, -1, n * math.prod(grid)))  # [G, C/G·kh·kw, N·L]
     kernels = ops.reshape(weight, (groups, out_channels // groups, -1))  # [G, O/G, C/G·kh·kw]
-    out = ops.reshape(ops.matmul(kernels, cols), (n, out_channels, *grid))  # [N, G, O/G, L] → [N, O, Ho, Wo]
-    return _add_bias(out, bias)
+    out = ops.reshape(ops.matmul(kernels, cols), (out_channels, n, *grid))  # [G, O/G, N·L] → [O, N, Ho, Wo]
+    return _add_bias(ops.permute(out, (1, 0, 2, 3)), bias)  # [N, O, Ho, Wo]
 
 
 def conv2d(
@@ -325,9 +333,9 @@ def conv_transpose2d(
     if min(size) < 1:
         raise ShapeError(f"conv_transpose2d: input {x.shape} with padding {window.padding} gives output size {size}")
     kernels = ops.reshape(weight, (groups, in_channels // groups, -1))  # [G, C/G, O/G·kh·kw]
-    y = ops.reshape(x, (n, groups, in_channels // groups, math.prod(grid)))  # [N, G, C/G, L]
-    cols = ops.matmul(ops.swapaxes(kernels, -1, -2), y)  # [N, G, O/G·kh·kw, L]
-    out = _fold(ops.reshape(cols, (n, -1, math.prod(grid))), window, tuple(grid), size)  # [N, O, Ho, Wo]
+    y = ops.reshape(ops.permute(x, (1, 0, 2, 3)), (groups, in_channels // groups, -1))  # [G, C/G, N·L]
+    cols = ops.matmul(ops.swapaxes(kernels, -1, -2), y)  # [G, O/G·kh·kw, N·L]
+    out = _fold(ops.reshape(cols, (-1, n * math.prod(grid))), window, tuple(grid), size)  # [N, O, Ho, Wo]
     return _add_bias(out, bias)
 
 
@@ -353,11 +361,14 @@ def max_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, 
     window = _pool_window("max_pool2d", kernel_size, stride, padding)
     grid = window.grid("max_pool2d", x.shape[2:])
     n, c = x.shape[:2]
-    cols = ops.reshape(_unfold(x, window, grid, fill=-np.inf), (n, c, -1, math.prod(grid)))  # [N, C, kh·kw, L]
+    cols = ops.reshape(_unfold(x, window, grid, fill=-np.inf), (c, -1, n, *grid))  # [C, kh·kw, N, Ho, Wo]
     xp = xp_of(cols.data)
-    first_max = xp.argmax(cols.data, axis=2)  # [N, C, L]
-    chosen = xp.arange(cols.shape[2])[:, None] == first_max[:, :, None, :]  # [N, C, kh·kw, L], one True per window
-    return ops.reshape(ops.sum(ops.where(chosen, cols, 0.0), axis=2), (n, c, *grid))
+    first_max = xp.argmax(cols.data, axis=1)[:, None]  # [C, 1, N, Ho, Wo]: the first maximal entry (or NaN)
+    chosen = xp.arange(cols.shape[1])[:, None, None, None] == first_max  # [C, kh·kw, N, Ho, Wo], one True per window
+    out = record_op(  # out = Σ_k chosen·cols over the window, whose value is simply the window max
+        "max_pool2d", cols.data.max(axis=1), (cols,), lambda g, _: (ops.where(chosen, ops.unsqueeze(g, 1), 0.0),)
+    )  # [C, N, Ho, Wo]
+    return ops.permute(out, (1, 0, 2, 3))
 
 
 def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
@@ -366,8 +377,8 @@ def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, 
     window = _pool_window("avg_pool2d", kernel_size, stride, padding)
     grid = window.grid("avg_pool2d", x.shape[2:])
     n, c = x.shape[:2]
-    cols = ops.reshape(_unfold(x, window, grid), (n, c, -1, math.prod(grid)))  # [N, C, kh·kw, L]
-    return ops.reshape(ops.mean(cols, axis=2), (n, c, *grid))
+    cols = ops.reshape(_unfold(x, window, grid), (c, -1, n, *grid))  # [C, kh·kw, N, Ho, Wo]
+    return ops.permute(ops.mean(cols, axis=1), (1, 0, 2, 3))
 
 
 def _bin_means(size: int, bins: int) -> np.ndarray:
@@ -411,7 +422,7 @@ class _ConvNd(Module):
         weight_shape: tuple[int, ...],
     ) -> None:
         super().__init__()
-        if in_channels % groups or out_channels % groups:
+        if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"in_channels={in_channels} and out_channels={out_channels} must be divisible by groups={groups}"
             )
