@@ -1,0 +1,402 @@
+"""What the graph models of the zoo share (GCN, GAT, GATv2): graphs as edge index arrays, the attention
+layer skeleton, the two-layer node classifier and the semi-supervised training recipe on Cora.
+
+Graphs as index arrays
+----------------------
+A graph with N nodes and E directed edges is two int64 arrays, never an N×N matrix:
+
+    src [E], dst [E]        edge k carries a message from node src[k] to node dst[k]
+
+so the neighbourhood of node i is N(i) = {src[k] : dst[k] = i}. An undirected citation appears once in
+each direction. The models add a self-loop (i → i) to every node so a node also hears itself, and keep
+the edges sorted by `dst`: the kernels of `tinyzoo.kernels` then find each node's incoming edges as one
+contiguous run (CSR order) without sorting again.
+
+A layer "aggregates" by gathering per-node tensors at `src` (one row per edge), weighting every edge,
+and adding the rows up at `dst`:
+
+    out[i] = Σ_{k : dst[k] = i} w_k · h[src[k]]                 (`tinyzoo.kernels.edge_aggregate`)
+
+GCN's weights are fixed by the degrees; GAT's are learned, a softmax over each node's incoming edges.
+
+The input features can be sparse too (`SparseFeatures`): Cora's bag-of-words matrix is 98.7 % zeros,
+and its product with the first layer's weights is the same edge sum over a bipartite word → paper graph.
+
+Attention over edges
+--------------------
+GAT and GATv2 differ only in how they score an edge j → i; the rest is `EdgeAttention`:
+
+    e_ij   = score(h_i, h_j)                                    [E, heads]   (the subclass)
+    α_ij   = exp(e_ij) / Σ_{j' ∈ N(i)} exp(e_ij')               [E, heads]   (edge_softmax)
+    h'_i   = Σ_{j ∈ N(i)} dropout(α_ij) · W h_j                 [N, heads, F] (edge_aggregate)
+
+and the heads are concatenated (hidden layers) or averaged (the output layer).
+
+The node-classification recipe
+------------------------------
+Semi-supervised classification (Kipf & Welling 2017; Veličković et al. 2018): every node's features
+and the whole graph go through the network in one full-batch step, but the loss only sees the 140
+labelled training nodes (20 per class). Validation loss picks when to stop; test accuracy on 1,000
+other nodes is the result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import tinyzoo as tz
+from tinyzoo import nn, optim
+from tinyzoo.backend import to_device, xp_of
+from tinyzoo.data import load_cora
+from tinyzoo.kernels import edge_aggregate, edge_softmax
+from tinyzoo.nn import functional as F
+from tinyzoo.nn import init
+from tinyzoo.train import MetricsLog, ProgressBar, load_training, save_training
+
+
+# =================================================================================================
+# Graphs
+# =================================================================================================
+class Graph(NamedTuple):
+    """A graph as edge index arrays on one device: edge k goes src[k] → dst[k], sorted by dst."""
+
+    src: Any  # int64 [E] (NumPy or CuPy)
+    dst: Any  # int64 [E]
+    num_nodes: int
+
+
+def add_self_loops(edges: np.ndarray, num_nodes: int) -> np.ndarray:
+    """edges [2, E] (rows src, dst) with any self-loops replaced by exactly one i → i per node: [2, E']."""
+    edges = edges[:, edges[0] != edges[1]]
+    nodes = np.arange(num_nodes, dtype=edges.dtype)
+    return np.concatenate([edges, np.stack([nodes, nodes])], axis=1)
+
+
+def make_graph(edges: np.ndarray, num_nodes: int, device: str = "cpu", self_loops: bool = True) -> Graph:
+    """A Graph from edges [2, E] (rows src, dst), optionally with self-loops, sorted by (dst, src)."""
+    edges = np.asarray(edges, dtype=np.int64)
+    if self_loops:
+        edges = add_self_loops(edges, num_nodes)
+    edges = edges[:, np.lexsort((edges[0], edges[1]))]  # CSR order: by dst, then src
+    return Graph(to_device(edges[0].copy(), device), to_device(edges[1].copy(), device), num_nodes)
+
+
+def in_degrees(graph: Graph) -> Any:
+    """|N(i)| for every node: the number of edges into it (self-loop included), int64 [N]."""
+    return xp_of(graph.dst).bincount(graph.dst, minlength=graph.num_nodes)
+
+
+class SparseFeatures(NamedTuple):
+    """A mostly-zero feature matrix X [N, D] kept as its non-zero entries, sorted by row.
+
+    Cora's bag of words is 1.3 % ones: multiplying the dense [2708, 1433] matrix and drawing dropout
+    for all of it costs ~80x the work on the non-zeros. Viewed as a bipartite graph with an edge
+    word d → node i for every X_id ≠ 0, X W is the same weighted sum over edges as a graph layer.
+    """
+
+    rows: Any  # int64 [nnz], the node i of every non-zero (sorted)
+    cols: Any  # int64 [nnz], its feature (word) d
+    values: tz.Tensor  # [nnz], X_id
+    shape: tuple[int, int]  # (N, D)
+
+    @classmethod
+    def from_dense(cls, x: np.ndarray, device: str = "cpu") -> SparseFeatures:
+        """The non-zeros of a dense [N, D] array, on `device`."""
+        rows, cols = np.nonzero(x)  # row-major order: sorted by row
+        return cls(to_device(rows, device), to_device(cols, device), tz.tensor(x[rows, cols], device=device), x.shape)
+
+    def map_values(self, fn: Callable[[tz.Tensor], tz.Tensor]) -> SparseFeatures:
+        """The same sparsity pattern with fn applied to the values (dropout on the non-zeros only)."""
+        return self._replace(values=fn(self.values))
+
+    def matmul(self, weight: tz.Tensor) -> tz.Tensor:
+        """X Wᵀ for a Linear weight [out, D]: (X Wᵀ)_i = Σ_{d : X_id ≠ 0} X_id W[:, d], shape [N, out]."""
+        n, d = self.shape
+        columns = tz.transpose(weight).reshape(d, 1, -1)  # Wᵀ as d "nodes" with one head    [D, 1, out]
+        weights = self.values.reshape(-1, 1).astype(weight.dtype)  # [nnz, 1]
+        return edge_aggregate(weights, columns, self.cols, self.rows, n).reshape(n, -1)
+
+
+Features = tz.Tensor | SparseFeatures
+
+
+def project(linear: nn.Linear, x: Features) -> tz.Tensor:
+    """x Wᵀ through a bias-free Linear, for dense or sparse node features x [N, D]: [N, out]."""
+    return linear(x) if isinstance(x, tz.Tensor) else x.matmul(linear.weight)
+
+
+# =================================================================================================
+# Layers
+# =================================================================================================
+def attention_vector(heads: int, features: int) -> nn.Parameter:
+    """One attention vector a ∈ R^features per head, [heads, features], Glorot-initialised as a map R^F → R."""
+    bound = math.sqrt(6.0 / (features + 1))
+    return init.uniform_(nn.Parameter(np.zeros((heads, features), np.float32)), -bound, bound)
+
+
+def glorot_linear(in_features: int, out_features: int) -> nn.Linear:
+    """A bias-free Linear with Glorot (Xavier) uniform weights, the initialisation of the GCN and GAT papers."""
+    linear = nn.Linear(in_features, out_features, bias=False)
+    init.xavier_uniform_(linear.weight)
+    return linear
+
+
+class EdgeAttention(nn.Module):
+    """Multi-head attention over a graph's edges; subclasses define `edge_scores` (GAT, GATv2)."""
+
+    def __init__(self, out_features: int, heads: int, concat: bool, dropout: float) -> None:
+        super().__init__()
+        self.out_features, self.heads, self.concat = out_features, heads, concat
+        self.attention_dropout = nn.Dropout(dropout)
+        self.bias = nn.Parameter(np.zeros(heads * out_features if concat else out_features, np.float32))
+
+    def edge_scores(self, x: Features, graph: Graph) -> tuple[tz.Tensor, tz.Tensor]:
+        """The unnormalised score e of every edge [E, heads] and the node values W h [N, heads, F] it weighs."""
+        raise NotImplementedError(f"{type(self).__name__} must define edge_scores")
+
+    def attend(self, x: Features, graph: Graph) -> tuple[tz.Tensor, tz.Tensor]:
+        """(new node features, attention α [E, heads]) for node features x [N, in_features]."""
+        scores, values = self.edge_scores(x, graph)  # [E, heads], [N, heads, F]
+        alpha = edge_softmax(scores, graph.dst, graph.num_nodes)  # [E, heads], Σ over each node's edges = 1
+        dropped = self.attention_dropout(alpha)  # a node sees a random subset of its neighbours each step
+        out = edge_aggregate(dropped, values, graph.src, graph.dst, graph.num_nodes)  # [N, heads, F]
+        if self.concat:
+            out = out.reshape(graph.num_nodes, self.heads * self.out_features)  # [N, heads·F]
+        else:
+            out = out.mean(axis=1)  # [N, F]
+        return out + self.bias, alpha
+
+    def forward(self, x: Features, graph: Graph) -> tz.Tensor:
+        """New node features: [N, heads·F] when concatenating heads, else [N, F]."""
+        return self.attend(x, graph)[0]
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, out_features={self.out_features}, concat={self.concat}"
+
+
+class TwoLayerGNN(nn.Module):
+    """The two-layer node classifier of GCN and GAT: dropout → layer₁ → activation → dropout → layer₂."""
+
+    def __init__(self, first: nn.Module, second: nn.Module, activation: nn.Module, dropout: float) -> None:
+        super().__init__()
+        self.input_dropout = nn.Dropout(dropout)
+        self.first, self.activation = first, activation
+        self.hidden_dropout = nn.Dropout(dropout)
+        self.second = second
+
+    def drop_input(self, x: Features) -> Features:
+        """Dropout on the input features (only on the non-zeros of sparse features, as in the GCN code)."""
+        return self.input_dropout(x) if isinstance(x, tz.Tensor) else x.map_values(self.input_dropout)
+
+    def embed(self, x: Features, graph: Graph) -> tz.Tensor:
+        """The hidden node representations, x [N, in_features] → [N, hidden]."""
+        return self.activation(self.first(self.drop_input(x), graph))
+
+    def forward(self, x: Features, graph: Graph) -> tz.Tensor:
+        """Class logits for every node, [N, num_classes]."""
+        return self.second(self.hidden_dropout(self.embed(x, graph)), graph)
+
+    def decayed(self, name: str) -> bool:
+        """Whether the paper's L2 penalty applies to this parameter (weights, not biases)."""
+        return not name.endswith("bias")
+
+    def parameter_groups(self, weight_decay: float) -> list[dict]:
+        """Optimizer groups: the L2-decayed parameters and the rest."""
+        named = list(self.named_parameters())
+        groups = [
+            {"params": [p for n, p in named if self.decayed(n)], "weight_decay": weight_decay},
+            {"params": [p for n, p in named if not self.decayed(n)], "weight_decay": 0.0},
+        ]
+        return [g for g in groups if g["params"]]
+
+
+# =================================================================================================
+# Training on Cora
+# =================================================================================================
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A paper's optimisation recipe: Adam with L2 weight decay, full batch, and when to stop."""
+
+    lr: float
+    weight_decay: float
+    epochs: int
+    patience: int  # stop after this many epochs without a lower validation loss (then keep the best weights)
+
+
+class CoraTask(NamedTuple):
+    """Cora on a device: features, labels, graph (with self-loops) and one seeded split."""
+
+    x: SparseFeatures  # [N, 1433] float32, row-normalised bag of words
+    labels: tz.Tensor  # [N] int64
+    graph: Graph
+    train: Any  # int64 [140] node indices
+    val: Any  # int64 [500]
+    test: Any  # int64 [1000]
+    class_names: tuple[str, ...]
+
+
+def cora_task(split_seed: int, device: str = "cpu") -> CoraTask:
+    """Cora with the 20-per-class / 500 / 1,000 split drawn with `split_seed`."""
+    cora = load_cora(split_seed=split_seed)
+    n = len(cora.labels)
+    return CoraTask(
+        SparseFeatures.from_dense(cora.features, device),
+        tz.tensor(cora.labels, device=device),
+        make_graph(cora.edges, n, device),
+        *(to_device(idx, device) for idx in (cora.train_idx, cora.val_idx, cora.test_idx)),
+        cora.class_names,
+    )
+
+
+def loss_and_accuracy(logits: tz.Tensor, labels: tz.Tensor, nodes: Any) -> tuple[tz.Tensor, float]:
+    """Cross entropy and accuracy of logits [N, C] on the given nodes."""
+    picked, truth = logits[nodes], labels[nodes]
+    accuracy = float((picked.argmax(axis=1).numpy() == truth.numpy()).mean())
+    return F.cross_entropy(picked, truth), accuracy
+
+
+class EarlyStopping:
+    """Remember the weights with the lowest validation loss; stop after `patience` epochs without a new low."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_loss: float | None = None
+        self.best_epoch = 0
+        self.waited = 0
+        self.best_weights: dict[str, Any] = {}
+
+    def update(self, epoch: int, val_loss: float, model: nn.Module) -> None:
+        """Record one epoch's validation loss (copying the weights when it is the best so far)."""
+        if self.best_loss is None or val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.waited = val_loss, epoch, 0
+            self.best_weights = {k: v.copy() for k, v in model.state_dict().items()}
+        else:
+            self.waited += 1
+
+    @property
+    def stop(self) -> bool:
+        """True once patience has run out."""
+        return self.waited >= self.patience
+
+    def finish(self, model: nn.Module) -> None:
+        """Load the weights of the best epoch back into the model."""
+        if self.best_weights:
+            model.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (for save_training)."""
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "waited": self.waited,
+                "best_weights": self.best_weights}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what state_dict() returned."""
+        self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
+        self.waited, self.best_weights = state["waited"], state["best_weights"]
+
+
+@dataclass
+class RunResult:
+    """The outcome of training on one seed."""
+
+    seed: int
+    test_accuracy: float
+    val_accuracy: float
+    best_epoch: int
+    epochs: int  # epochs trained in this run (after a resume: only the new ones)
+    epoch_seconds: float  # median wall time of one training step (forward, backward, update)
+
+
+def train_node_classifier(
+    model: TwoLayerGNN,
+    task: CoraTask,
+    config: TrainingConfig,
+    seed: int,
+    save: str | None = None,
+    resume: str | None = None,
+    log: MetricsLog | None = None,
+) -> RunResult:
+    """Full-batch Adam on the training nodes with early stopping on validation loss; test accuracy at the end."""
+    optimizer = optim.Adam(model.parameter_groups(config.weight_decay), lr=config.lr)
+    stopper = EarlyStopping(config.patience)
+    start = load_training(resume, model, optimizer, stopper=stopper) if resume else 0
+    epoch, step_seconds = start, []
+    with ProgressBar(config.epochs - start, f"seed {seed}") as bar:
+        while epoch < config.epochs and not stopper.stop:
+            epoch += 1
+            began = time.perf_counter()
+            model.train()
+            loss, train_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.train)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step_seconds.append(time.perf_counter() - began)
+
+            model.eval()
+            with tz.no_grad():
+                val_loss, val_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.val)
+            stopper.update(epoch, val_loss.item(), model)
+            metrics = {"loss": loss.item(), "train_acc": train_accuracy, "val_loss": val_loss.item(),
+                       "val_acc": val_accuracy}  # fmt: skip
+            if log is not None:
+                log.log(epoch, seed=seed, **metrics)
+            bar.update(**metrics)
+    if save:
+        save_training(save, model, optimizer, step=epoch, stopper=stopper)
+    stopper.finish(model)
+    model.eval()
+    with tz.no_grad():
+        logits = model(task.x, task.graph)
+    return RunResult(
+        seed,
+        loss_and_accuracy(logits, task.labels, task.test)[1],
+        loss_and_accuracy(logits, task.labels, task.val)[1],
+        stopper.best_epoch,
+        epoch - start,
+        float(np.median(step_seconds)) if step_seconds else float("nan"),
+    )
+
+
+def run_seeds(
+    build: Callable[[int, int], TwoLayerGNN],
+    config: TrainingConfig,
+    seeds: Iterable[int],
+    device: str = "cpu",
+    **options: Any,
+) -> tuple[list[RunResult], TwoLayerGNN, CoraTask]:
+    """Train a fresh model per seed s on the split with seed s (tz.manual_seed(s) too).
+
+    `build(in_features, num_classes)` makes the model; `options` go to train_node_classifier. Returns the
+    results and the last seed's model and task (for figures).
+    """
+    results = []
+    for seed in seeds:
+        tz.manual_seed(seed)
+        task = cora_task(seed, device)
+        model = build(task.x.shape[1], len(task.class_names)).to(device)
+        results.append(train_node_classifier(model, task, config, seed, **options))
+    return results, model, task
+
+
+def summary(results: list[RunResult]) -> str:
+    """Mean ± std (population) of test accuracy over the runs, and the mean of their median epoch times."""
+    accuracy = np.array([r.test_accuracy for r in results]) * 100
+    steps = np.mean([r.epoch_seconds for r in results]) * 1000
+    return (f"test accuracy {accuracy.mean():.1f} ± {accuracy.std():.1f} % over {len(results)} seed(s) "
+            f"[{', '.join(f'{a:.1f}' for a in accuracy)}]; epoch time {steps:.1f} ms")  # fmt: skip
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Project the rows of x [N, D] onto their two principal directions: [N, 2].
+
+    The principal directions are the top right singular vectors of the centred data, taken here from
+    the SVD of the small D × D scatter matrix Xᵀ X (its singular vectors are the same).
+    """
+    centred = x - x.mean(axis=0)  # [N, D]
+    _, _, directions = np.linalg.svd(centred.T @ centred)  # rows: principal directions, by variance
+    return centred @ directions[:2].T
