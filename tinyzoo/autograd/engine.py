@@ -14,8 +14,12 @@ from tinyzoo.backend import xp_of
 from tinyzoo.errors import GraphError, ShapeError
 
 
-def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Every tensor that needs a gradient and leads to `roots`, inputs before the ops that use them."""
+def topological_order(roots: Sequence[Tensor], include_constants: bool = False) -> list[Tensor]:
+    """Every tensor that leads to `roots`, inputs before the ops that use them (iterative depth-first).
+
+    By default only tensors that need a gradient are visited; `include_constants=True` visits every
+    input (for drawing the whole graph). A node freed by an earlier backward() raises GraphError.
+    """
     order: list[Tensor] = []
     seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False) for root in roots]
@@ -29,8 +33,14 @@ def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
         seen.add(id(tensor))
         stack.append((tensor, True))
         node = tensor._node
-        if node is not None and not node.freed:
-            stack.extend((inp, False) for inp in node.inputs if inp.requires_grad and id(inp) not in seen)
+        if node is not None:
+            if node.freed:
+                raise _freed_error(node.name)
+            stack.extend(
+                (inp, False)
+                for inp in reversed(node.inputs)
+                if (include_constants or inp.requires_grad) and id(inp) not in seen
+            )
     return order
 
 

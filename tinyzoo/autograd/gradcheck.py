@@ -32,6 +32,13 @@ def _projected(fn: Callable[..., Tensor], inputs: Sequence[Tensor], weights: np.
     return (out * Tensor(backend.to_device(weights, out.device))).sum()
 
 
+def _projection_weights(fn: Callable[..., Tensor], inputs: Sequence[Tensor], seed: int) -> np.ndarray | None:
+    """Random weights that project fn's output to a scalar (None when the output is one already)."""
+    with no_grad():
+        sample = fn(*inputs)
+    return None if sample.size == 1 else np.random.default_rng(seed).standard_normal(sample.shape)
+
+
 def _check_inputs(inputs: Sequence[Tensor]) -> list[Tensor]:
     checked = []
     for position, t in enumerate(inputs):
@@ -55,9 +62,7 @@ def gradcheck(
 ) -> bool:
     """Check fn's gradients for every input with requires_grad against central differences; True or raise."""
     inputs = _check_inputs(inputs)
-    with no_grad():
-        sample = fn(*inputs)
-    weights = None if sample.size == 1 else np.random.default_rng(seed).standard_normal(sample.shape)
+    weights = _projection_weights(fn, inputs, seed)
     targets = [t for t in inputs if t.requires_grad]
     analytic = autograd_grad(_projected(fn, inputs, weights), targets, allow_unused=True)
     for position, (t, grad) in enumerate(zip(targets, analytic)):
@@ -106,9 +111,7 @@ def gradgradcheck(
 ) -> bool:
     """Check second derivatives: gradcheck of the (projected) first gradient, itself built with create_graph."""
     inputs = _check_inputs(inputs)
-    with no_grad():
-        sample = fn(*inputs)
-    weights = None if sample.size == 1 else np.random.default_rng(seed).standard_normal(sample.shape)
+    weights = _projection_weights(fn, inputs, seed)
     targets = [i for i, t in enumerate(inputs) if t.requires_grad]
 
     def first_gradient(*args: Tensor) -> Tensor:

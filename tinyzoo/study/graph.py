@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tinyzoo.autograd.engine import topological_order
 from tinyzoo.autograd.tensor import MODE, Tensor
 from tinyzoo.errors import GraphError
 from tinyzoo.nn.module import Module
@@ -132,31 +133,6 @@ def record_modules(model: Module) -> Iterator[None]:
 # =================================================================================================
 # The graph as plain data
 # =================================================================================================
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every tensor behind `root` (inputs before the ops that use them), iteratively."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        tensor, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(tensor)
-            continue
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor._node
-        if node is not None:
-            if node.freed:
-                raise GraphError(
-                    f"the tape behind '{node.name}' was freed by backward(); draw the graph before calling "
-                    "backward(), or pass retain_graph=True to it"
-                )
-            stack.extend((inp, False) for inp in reversed(node.inputs) if id(inp) not in seen)
-    return order
-
-
 def _leaf_label(tensor: Tensor, names: dict[int, str]) -> str:
     """A parameter's name, the tensor's own name, a scalar constant's value, or "input"."""
     if id(tensor) in names:
@@ -187,7 +163,10 @@ def graph_summary(
     names = {id(p): name for name, p in (params or {}).items()}
     if model is not None:
         names.update({id(p): name for name, p in model.named_parameters()})
-    walked = _walk(tensor)
+    try:
+        walked = topological_order([tensor], include_constants=True)
+    except GraphError as exc:
+        raise GraphError(f"{exc}; to see a graph, draw it before calling backward()") from None
     targets = _collapse_targets(collapse_modules)
     box_of, hidden = _boxes(walked, targets)
     tensors = [t for t in walked if id(t) not in hidden]
