@@ -25,6 +25,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _marker(steps: Sequence[float]) -> str | None:
+    """Dots for series too short to show as a line (a single evaluation would otherwise be invisible)."""
+    return "o" if len(steps) < 8 else None
+
+
 def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +51,7 @@ def learning_curves(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (steps, values) in curves.items():
-        ax.plot(steps, values, label=name)
+        ax.plot(steps, values, label=name, marker=_marker(steps))
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if log_y:
         ax.set_yscale("log")
@@ -67,7 +72,7 @@ def panels(
     fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.8), squeeze=False)
     for ax, (title, curves) in zip(axes[0], series.items()):
         for name, (steps, values) in curves.items():
-            ax.plot(steps, values, label=name)
+            ax.plot(steps, values, label=name, marker=_marker(steps))
         ax.set(xlabel=(xlabels or {}).get(title, xlabel), ylabel=title, title=title)
         ax.grid(alpha=0.3)
         if len(curves) > 1:
