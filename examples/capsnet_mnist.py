@@ -31,7 +31,16 @@ import tinyzoo as tz
 from tinyzoo import optim, rng
 from tinyzoo.data import DataLoader, TensorDataset, load_mnist
 from tinyzoo.models.capsnet import CapsNet, CapsNetConfig, capsnet_loss, perturbed_reconstructions, random_shift
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import (
+    MetricsLog,
+    ProgressBar,
+    check_device,
+    example_parser,
+    load_training,
+    run_main,
+    save_training,
+    trace_step,
+)
 
 LOG_EVERY = 50  # steps between records of the metrics log (and points of the learning curves)
 PERTURBATIONS = np.linspace(-0.25, 0.25, 11)  # the paper's Figure 4: -0.25 to 0.25 in steps of 0.05
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         step = load_training(args.resume, model, optimizer, scheduler=scheduler, loader=loader)
     log = MetricsLog(args.log)
+    first_step = step
 
     total, recent, test_accuracy = args.epochs * len(loader), [], None
     with ProgressBar(total - step, "capsnet") as bar:
@@ -94,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             model.train()
             for xb, yb in loader:
                 x = tz.tensor(random_shift(xb, args.max_shift, rng.generator()), device=device)
-                out = model(x, yb)
-                loss, margin, recon = capsnet_loss(out, x, yb)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                with trace_step(args.trace and step == first_step):
+                    out = model(x, yb)
+                    loss, margin, recon = capsnet_loss(out, x, yb)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
                 step += 1
                 accuracy = float((out.lengths.numpy().argmax(axis=1) == tz.backend.to_host(yb)).mean())
                 metrics = {"loss": loss.item(), "margin": margin.item(), "recon": recon.item(), "acc": accuracy}

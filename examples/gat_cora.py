@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = TrainingConfig(args.lr, args.weight_decay, args.epochs, args.patience)
     results, model, task = run_seeds(build, config, range(args.seed, args.seed + args.seeds), device,
-                                     save=args.save, resume=args.resume, log=MetricsLog(args.log))  # fmt: skip
+                                     save=args.save, resume=args.resume, log=MetricsLog(args.log),
+                                     trace=args.trace)  # fmt: skip
     for r in results:
         print(f"seed {r.seed}: test accuracy {r.test_accuracy:.1%} (val {r.val_accuracy:.1%}, best epoch "
               f"{r.best_epoch}, {r.epochs} epochs trained)")  # fmt: skip

@@ -24,7 +24,16 @@ from tinyzoo.models.ponder_net import (
     regularisation_loss,
     truncated_geometric,
 )
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import (
+    MetricsLog,
+    ProgressBar,
+    check_device,
+    example_parser,
+    load_training,
+    run_main,
+    save_training,
+    trace_step,
+)
 
 
 def parse_args(argv: list[str] | None):
@@ -78,15 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     with ProgressBar(args.steps - start_step, "ponder") as bar:
         for step in range(start_step + 1, args.steps + 1):
             x, y = parity_batch(args.batch_size, args.n_elems, data_rng)
-            out = model(tz.tensor(x, device=device))
-            target = tz.tensor(y, device=device)
-            loss_rec = reconstruction_loss(out, target)
-            loss_reg = regularisation_loss(out, log_prior)
-            loss = loss_rec + args.beta * loss_reg
-            optimizer.zero_grad()
-            loss.backward()
-            optim.clip_grad_norm_(model.parameters(), args.grad_clip)
-            optimizer.step()
+            with trace_step(args.trace and step == start_step + 1):
+                out = model(tz.tensor(x, device=device))
+                target = tz.tensor(y, device=device)
+                loss_rec = reconstruction_loss(out, target)
+                loss_reg = regularisation_loss(out, log_prior)
+                loss = loss_rec + args.beta * loss_reg
+                optimizer.zero_grad()
+                loss.backward()
+                optim.clip_grad_norm_(model.parameters(), args.grad_clip)
+                optimizer.step()
             if step % 50 == 0 or step == args.steps:
                 with tz.no_grad():
                     best_guess = out.logits[out.log_p.argmax(axis=0).data, np.arange(args.batch_size)]

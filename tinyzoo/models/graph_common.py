@@ -57,7 +57,7 @@ from tinyzoo.data import load_cora
 from tinyzoo.kernels import edge_aggregate, edge_softmax
 from tinyzoo.nn import functional as F
 from tinyzoo.nn import init
-from tinyzoo.train import MetricsLog, ProgressBar, load_training, save_training
+from tinyzoo.train import MetricsLog, ProgressBar, load_training, save_training, trace_step
 
 
 # =================================================================================================
@@ -320,6 +320,7 @@ def train_node_classifier(
     save: str | None = None,
     resume: str | None = None,
     log: MetricsLog | None = None,
+    trace: bool = False,
 ) -> RunResult:
     """Full-batch Adam on the training nodes with early stopping on validation loss; test accuracy at the end."""
     optimizer = optim.Adam(model.parameter_groups(config.weight_decay), lr=config.lr)
@@ -331,10 +332,11 @@ def train_node_classifier(
             epoch += 1
             began = time.perf_counter()
             model.train()
-            loss, train_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.train)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            with trace_step(trace and epoch == start + 1):
+                loss, train_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.train)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
             step_seconds.append(time.perf_counter() - began)
 
             model.eval()

@@ -1,6 +1,6 @@
 """Training conveniences shared by the examples: progress bar, metrics log, checkpoints of a run, CLI flags."""
 
-from tinyzoo.train.cli import check_device, example_parser, run_main
+from tinyzoo.train.cli import check_device, example_parser, run_main, trace_step
 from tinyzoo.train.metrics import MetricsLog
 from tinyzoo.train.progress import ProgressBar, progress
 from tinyzoo.train.state import load_training, save_training
@@ -14,4 +14,5 @@ __all__ = [
     "progress",
     "run_main",
     "save_training",
+    "trace_step",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tinyzoo import backend
 from tinyzoo.errors import DataError, DeviceError
@@ -40,3 +41,16 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     except (DeviceError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def trace_step(enabled: bool) -> Iterator[None]:
+    """With --trace, profile every op run inside (one training step) and print the table afterwards."""
+    if not enabled:
+        yield
+        return
+    from tinyzoo.study import trace
+
+    with trace() as profile:
+        yield
+    print(profile.table())
