@@ -14,10 +14,11 @@ windows, next to the unigram-frequency baseline (always guess the training set's
 character) on the same positions, and shows a few held-out windows with the model's fill-ins.
 
 Only 15 % of the positions carry a loss, so MLM learns from far fewer targets per step than a
-next-character model. The defaults (about 3 CPU-minutes) were chosen from short runs: the accuracy
-sits near the unigram baseline for a while before the encoder learns to read the neighbouring
-characters; a peak learning rate of 4e-3 kept it there (22 % after 1200 steps) while 2e-3 escaped,
-and at 600 steps 4 blocks of width 64 reached 22 % (pre- or post-norm alike), 1 block of width 128 37 %.
+next-character model. The defaults (about 2 CPU-minutes; 48.7 % held-out accuracy against 15.2 %
+for the baseline) were chosen from short runs. The accuracy sits near 22 % for a while before the
+encoder learns to read the neighbouring characters: with 1 block of width 128, a peak learning rate
+of 4e-3 kept it there for all of 1200 steps while 2e-3 escaped (47 %); after 600 steps 4 blocks of
+width 64 were still there (22 %, pre- or post-norm alike) while 1 block of width 128 had 37 %.
 """
 
 from __future__ import annotations

@@ -16,12 +16,13 @@ cosine schedule. Both are scored on the same fixed held-out validation windows i
 (mean cross-entropy in nats / ln 2, every position of every window, each window read from scratch);
 the script says which wins. Ends with text sampled from each model (temperature, and top-k for GPT).
 
-The defaults are sized for a CPU (about 2.5 CPU-minutes for both models). At this budget of about
+The defaults are sized for a CPU (about 2 CPU-minutes for both models). At this budget of about
 2.5 M training characters, a single wide block learned fastest of the ~210 k-parameter shapes we
-tried: after 600 steps, 4 blocks of width 64 reached 3.01 validation bpc (lr 3e-3), 2 of width 96
-2.79 and 1 of width 128 2.71 (lr 6e-3). Even so the matched LSTM stays slightly ahead on the
-validation text (2.55 vs 2.58 bpc after 1200 steps), although the GPT's training bpc passes the
-LSTM's after about 1000 steps: at this small scale and short budget the LSTM wins.
+tried: after 600 steps, 2 blocks of width 96 reached 2.78 validation bpc and 1 block of width 128
+2.71; 4 blocks of width 64 were further behind (3.18 after a 300-step run, the single block 2.95
+at step 300). Even so the matched LSTM stays slightly ahead on the validation text (2.548 vs 2.577
+bpc after 1200 steps), although the GPT's training bpc passes the LSTM's after about 1000 steps: at
+this small scale and short budget the LSTM wins.
 """
 
 from __future__ import annotations
