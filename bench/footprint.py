@@ -20,45 +20,28 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-INFERENCE = {
-    "tinyzoo": """
-import time, resource, numpy as np, tinyzoo as tz
-from tinyzoo import nn
-tz.manual_seed(0)
+INFERENCE = """
+import time, resource, numpy as np
+{imports}
+{lib}.manual_seed(0)
 models = {{
     "mlp": nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)),
     "cnn": nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                          nn.Linear(32 * 14 * 14, 10)),
 }}
 model = models["{model}"].eval()
-x = tz.tensor(np.random.default_rng(0).random(({batch}, 1, 28, 28), dtype=np.float32))
-with tz.no_grad():
+x = {wrap}(np.random.default_rng(0).random(({batch}, 1, 28, 28), dtype=np.float32))
+with {lib}.no_grad():
     for _ in range(3):
         model(x)
     runs = []
     for _ in range(200 if {batch} == 1 else 20):
         start = time.perf_counter(); model(x); runs.append(time.perf_counter() - start)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, sorted(runs)[len(runs) // 2] * 1e6)
-""",
-    "torch": """
-import time, resource, numpy as np, torch
-from torch import nn
-torch.manual_seed(0)
-models = {{
-    "mlp": nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)),
-    "cnn": nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(32 * 14 * 14, 10)),
-}}
-model = models["{model}"].eval()
-x = torch.from_numpy(np.random.default_rng(0).random(({batch}, 1, 28, 28), dtype=np.float32))
-with torch.no_grad():
-    for _ in range(3):
-        model(x)
-    runs = []
-    for _ in range(200 if {batch} == 1 else 20):
-        start = time.perf_counter(); model(x); runs.append(time.perf_counter() - start)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, sorted(runs)[len(runs) // 2] * 1e6)
-""",
+"""
+FRAMEWORKS = {  # the same script for both: only the imports and the array wrapper differ
+    "tinyzoo": {"imports": "import tinyzoo as tz\nfrom tinyzoo import nn", "lib": "tz", "wrap": "tz.tensor"},
+    "torch": {"imports": "import torch\nfrom torch import nn", "lib": "torch", "wrap": "torch.from_numpy"},
 }
 
 
@@ -103,7 +86,7 @@ def wheel_kib() -> float:
 
 def inference(framework: str, model: str, batch: int) -> tuple[float, float]:
     """(peak RSS MiB, median latency µs) of a fresh process running inference."""
-    code = INFERENCE[framework].format(model=model, batch=batch)
+    code = INFERENCE.format(model=model, batch=batch, **FRAMEWORKS[framework])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]), float(out[1])
 
