@@ -66,18 +66,6 @@ class DenseAutoencoder(Autoencoder):
         self.decoder = nn.Sequential(nn.Linear(code_size, hidden), nn.ReLU(), nn.Linear(hidden, PIXELS))
 
 
-class Unflatten(nn.Module):
-    """[batch, C·H·W] → [batch, C, H, W] (the inverse of nn.Flatten for one fixed image shape)."""
-
-    def __init__(self, *shape: int) -> None:
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: tz.Tensor) -> tz.Tensor:
-        """Reshape every row of x into `shape`."""
-        return x.reshape(x.shape[0], *self.shape)
-
-
 class ConvAutoencoder(Autoencoder):
     """Two stride-2 convolutions down to [32, 7, 7] and a Linear code; two transposed convolutions back up."""
 
@@ -85,7 +73,7 @@ class ConvAutoencoder(Autoencoder):
         super().__init__()
         c1, c2, side = channels, 2 * channels, IMAGE_SIDE // 4
         self.encoder = nn.Sequential(
-            Unflatten(1, IMAGE_SIDE, IMAGE_SIDE),  # [batch, 1, 28, 28]
+            nn.Unflatten(1, IMAGE_SIDE, IMAGE_SIDE),  # [batch, 1, 28, 28]
             Conv2d(1, c1, 3, stride=2, padding=1), nn.ReLU(),  # [batch, c1, 14, 14]
             Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),  # [batch, c2, 7, 7]
             nn.Flatten(),  # [batch, c2·49]
@@ -93,7 +81,7 @@ class ConvAutoencoder(Autoencoder):
         )  # fmt: skip
         self.decoder = nn.Sequential(
             nn.Linear(code_size, c2 * side * side), nn.ReLU(),  # [batch, c2·49]
-            Unflatten(c2, side, side),  # [batch, c2, 7, 7]
+            nn.Unflatten(c2, side, side),  # [batch, c2, 7, 7]
             ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),  # [batch, c1, 14, 14]
             ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),  # [batch, 1, 28, 28]
             nn.Flatten(),  # [batch, 784]

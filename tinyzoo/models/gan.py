@@ -40,7 +40,6 @@ import math
 
 import tinyzoo as tz
 from tinyzoo import nn
-from tinyzoo.models.autoencoder import Unflatten
 from tinyzoo.nn import functional as F
 from tinyzoo.nn.conv import Conv2d, ConvTranspose2d
 
@@ -56,7 +55,7 @@ class Generator(nn.Module):
         c, s = channels, SIDE // 4
         self.net = nn.Sequential(
             nn.Linear(z_dim, 2 * c * s * s, bias=False), nn.BatchNorm1d(2 * c * s * s), nn.ReLU(),  # [batch, 2c·49]
-            Unflatten(2 * c, s, s),  # [batch, 2c, 7, 7]
+            nn.Unflatten(2 * c, s, s),  # [batch, 2c, 7, 7]
             ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),  # [batch, c, 14, 14]
             nn.BatchNorm2d(c), nn.ReLU(),
             ConvTranspose2d(c, 1, 4, stride=2, padding=1), nn.Tanh(),  # [batch, 1, 28, 28]

@@ -41,6 +41,7 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Unflatten",
 ]
 
 
@@ -386,6 +387,23 @@ class Flatten(_Layer):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(_Layer):
+    """[N, C·H·W] → [N, C, H, W]: split the features of every row into `shape` (the inverse of Flatten)."""
+
+    def __init__(self, *shape: int) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: Any) -> Tensor:
+        """Reshape every row of x into `shape`."""
+        if x.ndim < 2 or x.shape[-1] != int(np.prod(self.shape)):
+            raise _shape_error(self, x, f"needs [batch, {int(np.prod(self.shape))}]")
+        return ops.reshape(x, (x.shape[0], *self.shape))
+
+    def extra_repr(self) -> str:
+        return ", ".join(map(str, self.shape))
 
 
 class Identity(_Layer):
