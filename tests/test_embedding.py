@@ -6,6 +6,7 @@ Marked `network` (it fetches NumPy and setuptools from the package index); desel
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -95,7 +96,8 @@ def test_numpy_only_install_predicts_like_the_full_install(tmp_path):
     assert "numba" not in listed and "torch" not in listed and "scipy" not in listed
 
     numba_warnings = run([str(python), str(script), str(tmp_path), "slim"], cwd=tmp_path).stdout.strip()
-    run([sys.executable, str(script), str(tmp_path), "full"], cwd=tmp_path)
+    tinyzoo_under_test = {**os.environ, "PYTHONPATH": str(Path(tz.__file__).resolve().parent.parent)}
+    run([sys.executable, str(script), str(tmp_path), "full"], cwd=tmp_path, env=tinyzoo_under_test)
     slim, full = tz.load(tmp_path / "outputs_slim.npz"), tz.load(tmp_path / "outputs_full.npz")
     for name in full:
         np.testing.assert_allclose(slim[name], full[name], atol=1e-6, err_msg=name)

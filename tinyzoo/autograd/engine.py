@@ -1,11 +1,17 @@
 """Reverse-mode differentiation: walk the tape from the outputs back to the leaves.
 
-The walk is iterative (an explicit stack, never Python recursion), so a 20,000-op chain or a
-1,000-step unrolled RNN backpropagates without touching the recursion limit.
+Every Node carries a sequence number, given when its op ran. An op's inputs always exist before the
+op runs, so visiting nodes in *decreasing* sequence number visits every consumer of a tensor before
+the tensor itself: by the time a node's backward runs, all of its output's gradient has arrived. A
+heap of the nodes reached so far gives that order directly, without a separate topological sort
+(PyTorch's engine does the same with its `sequence_nr`). The walk is a loop over the heap, never
+Python recursion, so a 20,000-op chain or a 1,000-step unrolled RNN backpropagates without touching
+the recursion limit. Leaves are collected on the way and receive their gradients last.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,11 +20,11 @@ from tinyzoo.backend import xp_of
 from tinyzoo.errors import GraphError, ShapeError
 
 
-def topological_order(roots: Sequence[Tensor], include_constants: bool = False) -> list[Tensor]:
-    """Every tensor that leads to `roots`, inputs before the ops that use them (iterative depth-first).
+def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Every tensor that leads to `roots`, constants included, inputs before the ops that use them.
 
-    By default only tensors that need a gradient are visited; `include_constants=True` visits every
-    input (for drawing the whole graph). A node freed by an earlier backward() raises GraphError.
+    Iterative depth-first search, for drawing graphs (backward itself needs no sort). A node freed by
+    an earlier backward() raises GraphError.
     """
     order: list[Tensor] = []
     seen: set[int] = set()
@@ -36,11 +42,7 @@ def topological_order(roots: Sequence[Tensor], include_constants: bool = False) 
         if node is not None:
             if node.freed:
                 raise _freed_error(node.name)
-            stack.extend(
-                (inp, False)
-                for inp in reversed(node.inputs)
-                if (include_constants or inp.requires_grad) and id(inp) not in seen
-            )
+            stack.extend((inp, False) for inp in reversed(node.inputs) if id(inp) not in seen)
     return order
 
 
@@ -79,106 +81,127 @@ def run_backward(
             )
         if out._node is not None and out._node.freed:
             raise _freed_error(out._node.name)
-    wanted = None if inputs is None else {id(t) for t in inputs}
-    found: dict[int, Tensor] = {}
-    pending: dict[int, Tensor] = {}
-    owned: set[int] = set()  # keys of pending buffers the engine allocated itself: safe to add into in place
-    handed_out: set[int] = set()  # arrays already given to a leaf as .grad: never share one between leaves
+    walk = _BackwardWalk(create_graph, None if inputs is None else {id(t) for t in inputs})
     for out, grad in zip(outputs, grads):
-        seed = _initial_grad(out, grad)
-        pending[id(out)] = pending[id(out)] + seed if id(out) in pending else seed
-    mode = enable_grad() if create_graph else no_grad()
-    with mode:
-        for tensor in reversed(topological_order(outputs)):
-            grad = pending.pop(id(tensor), None)
-            if grad is None:
-                continue
-            if tensor._hooks:
-                for hook in tensor._hooks:
-                    replaced = hook(grad)
-                    grad = grad if replaced is None else replaced
-            if wanted is not None and id(tensor) in wanted:
-                found[id(tensor)] = grad
-            node = tensor._node
-            if node is None:
-                if wanted is None:
-                    _accumulate(tensor, grad, create_graph, handed_out)
-                continue
-            _send_back(tensor, node, grad, pending, owned, create_graph)
-            if not retain_graph:
-                node.free()
-    return found
-
-
-def _send_back(
-    tensor: Tensor, node: Any, grad: Tensor, pending: dict[int, Tensor], owned: set[int], create_graph: bool
-) -> None:
-    """Run one node's backward and add the input gradients to `pending`."""
-    if node.freed:
-        raise _freed_error(node.name)
-    if create_graph and node.once_differentiable:
-        raise GraphError(f"'{node.name}' is once-differentiable: its backward cannot be differentiated again")
-    anomaly, MODE.anomaly = MODE.anomaly, False  # the ops inside a backward rule are checked as one, below
+        walk.send(out, _initial_grad(out, grad))
+    anomaly, MODE.anomaly = MODE.anomaly, False  # the ops inside a backward rule are checked as one, by the walk
     try:
-        input_grads = node.backward(grad, tensor)
+        with enable_grad() if create_graph else no_grad():
+            walk.run(retain_graph, anomaly)
     finally:
         MODE.anomaly = anomaly
-    for observer in MODE.observers:
-        observer.on_backward(node.name, grad, input_grads)
-    for inp, input_grad in zip(node.inputs, input_grads):
-        if input_grad is None or not inp.requires_grad:
-            continue
-        if input_grad.shape != inp.shape:
-            raise ShapeError(
-                f"backward of '{node.name}' returned a gradient of shape {input_grad.shape} "
-                f"for an input of shape {inp.shape} (a bug in that op's backward)"
-            )
-        if anomaly:
-            check_finite(node.name, input_grad.data, "backward", node)
-        _add_pending(pending, owned, id(inp), input_grad, create_graph)
+    return walk.found
 
 
-def _add_pending(pending: dict[int, Tensor], owned: set[int], key: int, grad: Any, create_graph: bool) -> None:
-    """pending[key] += grad, in place when the engine owns the buffer (it allocated it and no one else sees it).
+class _BackwardWalk:
+    """The state of one backward pass: gradients that have arrived, and the tensors still to visit."""
 
-    A tensor used by many ops (x[t] for every t, a weight shared across steps) collects its gradient in
-    one buffer instead of allocating a new sum per use.
-    """
-    previous = pending.get(key)
-    if create_graph:  # every sum must stay on the tape
-        pending[key] = grad if previous is None else previous + grad
-    elif isinstance(grad, IndexedGrad):
-        if key not in owned:
-            xp = xp_of(grad.data)
-            buffer = xp.zeros(grad.shape, dtype=grad.dtype) if previous is None else previous.data.copy()
-            previous = pending[key] = Tensor(buffer)
+    def __init__(self, create_graph: bool, wanted: set[int] | None) -> None:
+        self.create_graph = create_graph
+        self.wanted = wanted  # ids of the tensors grad() asked for; None: accumulate into the leaves' .grad
+        self.found: dict[int, Tensor] = {}
+        self.pending: dict[int, Tensor] = {}  # gradient received so far, by id of the tensor it belongs to
+        self.owned: set[int] = set()  # pending buffers the walk allocated itself: safe to add into in place
+        self.handed_out: set[int] = set()  # arrays given to a leaf as .grad: never share one between leaves
+        self.heap: list[tuple[int, Tensor]] = []  # (-sequence number, tensor): the latest op comes out first
+        self.leaves: list[Tensor] = []
+
+    def send(self, tensor: Tensor, grad: Any) -> None:
+        """Add `grad` to the gradient of `tensor`, scheduling the tensor the first time one arrives."""
+        key = id(tensor)
+        if key not in self.pending:
+            if tensor._node is None:
+                self.leaves.append(tensor)
+            else:
+                heapq.heappush(self.heap, (-tensor._node.sequence, tensor))
+        self._add_pending(key, grad)
+
+    def run(self, retain_graph: bool, anomaly: bool) -> None:
+        """Visit the nodes from the latest op back, then hand every leaf its gradient."""
+        while self.heap:
+            tensor = heapq.heappop(self.heap)[1]
+            node = tensor._node
+            if node.freed:
+                raise _freed_error(node.name)
+            self._send_back(node, self._take_gradient(tensor), tensor, anomaly)
+            if not retain_graph:
+                node.free()
+        for leaf in self.leaves:
+            grad = self._take_gradient(leaf)
+            if self.wanted is None:
+                self._accumulate(leaf, grad)
+
+    def _take_gradient(self, tensor: Tensor) -> Tensor:
+        """A tensor's complete gradient (every consumer has sent its share), hooks applied; kept if wanted."""
+        grad = self.pending.pop(id(tensor))
+        if tensor._hooks:
+            for hook in tensor._hooks:
+                replaced = hook(grad)
+                grad = grad if replaced is None else replaced
+        if self.wanted is not None and id(tensor) in self.wanted:
+            self.found[id(tensor)] = grad
+        return grad
+
+    def _send_back(self, node: Any, grad: Tensor, out: Tensor, anomaly: bool) -> None:
+        """Run one node's backward rule and send each input its gradient."""
+        if self.create_graph and node.once_differentiable:
+            raise GraphError(f"'{node.name}' is once-differentiable: its backward cannot be differentiated again")
+        input_grads = node.backward(grad, out)
+        for observer in MODE.observers:
+            observer.on_backward(node.name, grad, input_grads)
+        for inp, input_grad in zip(node.inputs, input_grads):
+            if input_grad is None or not inp.requires_grad:
+                continue
+            if input_grad.shape != inp.shape:
+                raise ShapeError(
+                    f"backward of '{node.name}' returned a gradient of shape {input_grad.shape} "
+                    f"for an input of shape {inp.shape} (a bug in that op's backward)"
+                )
+            if anomaly:
+                check_finite(node.name, input_grad.data, "backward", node)
+            self.send(inp, input_grad)
+
+    def _add_pending(self, key: int, grad: Any) -> None:
+        """pending[key] += grad, in place when the walk owns the buffer (it allocated it; no one else sees it).
+
+        A tensor used by many ops (x[t] for every t, a weight shared across steps) collects its gradient
+        in one buffer instead of allocating a new sum per use.
+        """
+        pending, owned = self.pending, self.owned
+        previous = pending.get(key)
+        if self.create_graph:  # every sum must stay on the tape
+            pending[key] = grad if previous is None else previous + grad
+        elif isinstance(grad, IndexedGrad):
+            if key not in owned:
+                xp = xp_of(grad.data)
+                buffer = xp.zeros(grad.shape, dtype=grad.dtype) if previous is None else previous.data.copy()
+                previous = pending[key] = Tensor(buffer)
+                owned.add(key)
+            grad.add_into(previous.data)
+        elif previous is None:
+            pending[key] = grad
+        elif key in owned:
+            previous.data += grad.data
+        else:
+            pending[key] = previous + grad
             owned.add(key)
-        grad.add_into(previous.data)
-    elif previous is None:
-        pending[key] = grad
-    elif key in owned:
-        previous.data += grad.data
-    else:
-        pending[key] = previous + grad
-        owned.add(key)
 
+    def _accumulate(self, leaf: Tensor, grad: Tensor) -> None:
+        """leaf.grad += grad (kept on the tape only with create_graph).
 
-def _accumulate(leaf: Tensor, grad: Tensor, create_graph: bool, handed_out: set[int]) -> None:
-    """leaf.grad += grad (kept on the tape only with create_graph).
-
-    A leaf's .grad is always its own writable array: one gradient array can reach several leaves
-    (x + y sends the same grad to both), and a sum's gradient is a read-only broadcast view, so those
-    are copied; in-place edits of one `.grad` (clipping, scaling) then never touch another's.
-    """
-    if not create_graph:
-        array = grad.data
-        writable = getattr(array.flags, "writeable", True)
-        grad = Tensor(array.copy() if id(array) in handed_out or not writable else array)
-    if leaf.grad is None:
-        handed_out.add(id(grad.data))
-        leaf.grad = grad
-    else:
-        leaf.grad = leaf.grad + grad
+        A leaf's .grad is always its own writable array: one gradient array can reach several leaves
+        (x + y sends the same grad to both), and a sum's gradient is a read-only broadcast view, so those
+        are copied; in-place edits of one `.grad` (clipping, scaling) then never touch another's.
+        """
+        if not self.create_graph:
+            array = grad.data
+            writable = getattr(array.flags, "writeable", True)
+            grad = Tensor(array.copy() if id(array) in self.handed_out or not writable else array)
+        if leaf.grad is None:
+            self.handed_out.add(id(grad.data))
+            leaf.grad = grad
+        else:
+            leaf.grad = leaf.grad + grad
 
 
 def _freed_error(op: str) -> GraphError:

@@ -12,6 +12,7 @@ Conventions
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 import string
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from tinyzoo.backend import xp_of
 from tinyzoo.errors import DeviceError, DTypeError, IndexRangeError, ShapeError
 
 Axis = int | Sequence[int] | None
+_FLOAT32 = np.dtype(np.float32)
 
 __all__ = [
     "abs",
@@ -128,13 +130,30 @@ def as_tensor(value: Any, like: Tensor | None = None, op: str | None = None) -> 
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (bool, int, float)):
-        keeps_dtype = like.dtype.kind == "f" or (isinstance(value, int) and like.dtype.kind in "iub")
-        dtype = like.dtype if keeps_dtype else np.float32
-        return Tensor(xp_of(like.data).asarray(value, dtype=dtype))
+        array = like.data
+        dtype = array.dtype
+        if dtype.kind != "f" and not (isinstance(value, int) and dtype.kind in "iub"):
+            dtype = _FLOAT32
+        if isinstance(array, np.ndarray):
+            return Tensor(_host_scalar(value, dtype))
+        return Tensor(xp_of(array).asarray(value, dtype=dtype))
     try:
         return Tensor(as_array(value))
     except (DTypeError, ValueError, TypeError) as exc:
         raise DTypeError(f"{op or 'tensor'}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _host_scalar(value: float, dtype: np.dtype) -> np.ndarray:
+    """A read-only 0-d NumPy array holding `value`, cached.
+
+    Python numbers in arithmetic (`y * 0.9`, `1 - out * out` in backward rules) are the commonest
+    constants; making each one a fresh array cost as much as the tiny op itself. 0-d arrays, not NumPy
+    scalars: NumPy's ufuncs take a far slower path for `array * np.float32(0.9)` than for a 0-d array.
+    """
+    array = np.asarray(value, dtype=dtype)
+    array.flags.writeable = False
+    return array
 
 
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:

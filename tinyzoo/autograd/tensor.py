@@ -12,6 +12,7 @@ too (`create_graph=True`) and second derivatives come for free.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,16 +39,23 @@ class _Mode:
 MODE = _Mode()
 
 
-class Node:
-    """One recorded op: its name, its inputs and how to send a gradient back to them."""
+_SEQUENCE = itertools.count()  # numbers the nodes in the order their ops ran
 
-    __slots__ = ("backward", "created_at", "inputs", "name", "once_differentiable")
+
+class Node:
+    """One recorded op: its name, its inputs, how to send a gradient back to them, and when it ran.
+
+    `sequence` grows with every op recorded; the backward pass visits nodes from the highest down.
+    """
+
+    __slots__ = ("backward", "created_at", "inputs", "name", "once_differentiable", "sequence")
 
     def __init__(self, name: str, inputs: tuple, backward: BackwardFn, once_differentiable: bool) -> None:
         self.name = name
         self.inputs = inputs
         self.backward = backward
         self.once_differentiable = once_differentiable
+        self.sequence = next(_SEQUENCE)
         self.created_at = _user_frame() if MODE.anomaly else None
 
     @property
@@ -267,17 +275,16 @@ def record_op(
     """
     if isinstance(out_data, np.generic):  # NumPy reductions to 0-d return scalars; keep arrays throughout
         out_data = np.asarray(out_data)
-    out = Tensor.__new__(Tensor)
+    out = Tensor.__new__(Tensor)  # skips __init__'s checks: out_data is an op's result, already an array
     out.data = out_data
-    out.grad = None
-    out._hooks = None
-    out.name = None
-    if MODE.grad_enabled and any(t.requires_grad for t in inputs):
-        out.requires_grad = True
-        out._node = Node(name, inputs, backward, once_differentiable)
-    else:
-        out.requires_grad = False
-        out._node = None
+    out.grad = out._hooks = out.name = out._node = None
+    out.requires_grad = False
+    if MODE.grad_enabled:
+        for tensor in inputs:  # a plain loop: any(generator) costs more than the rest of this function
+            if tensor.requires_grad:
+                out.requires_grad = True
+                out._node = Node(name, inputs, backward, once_differentiable)
+                break
     if MODE.anomaly:
         check_finite(name, out_data, "forward", out._node)
     for observer in MODE.observers:

@@ -164,7 +164,7 @@ def graph_summary(
     if model is not None:
         names.update({id(p): name for name, p in model.named_parameters()})
     try:
-        walked = topological_order([tensor], include_constants=True)
+        walked = topological_order([tensor])
     except GraphError as exc:
         raise GraphError(f"{exc}; to see a graph, draw it before calling backward()") from None
     targets = _collapse_targets(collapse_modules)
