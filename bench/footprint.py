@@ -4,8 +4,9 @@
 
 Prints one table: installed size of the package and its required dependencies, wheel size, cold
 `import` time (median of 5 fresh interpreters), peak RSS of a fresh process doing MLP (784-256-10) and
-CNN (conv 32@3×3 → pool → fc) inference at batch 1 and 64, and the batch-1 MLP latency. Each memory
-figure comes from its own subprocess so one measurement cannot inflate another.
+CNN (conv 32@3×3 → pool → fc) inference at batch 1 and 64, and the batch-1 MLP latency (for tinyzoo
+also through `nn.InferencePlan`, its allocation-free path for dense networks). Each memory figure
+comes from its own subprocess so one measurement cannot inflate another.
 """
 
 from __future__ import annotations
@@ -31,17 +32,23 @@ models = {{
 }}
 model = models["{model}"].eval()
 x = {wrap}(np.random.default_rng(0).random(({batch}, 1, 28, 28), dtype=np.float32))
+{setup}
 with {lib}.no_grad():
     for _ in range(3):
-        model(x)
+        {call}
     runs = []
     for _ in range(200 if {batch} == 1 else 20):
-        start = time.perf_counter(); model(x); runs.append(time.perf_counter() - start)
+        start = time.perf_counter(); {call}; runs.append(time.perf_counter() - start)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, sorted(runs)[len(runs) // 2] * 1e6)
 """
-FRAMEWORKS = {  # the same script for both: only the imports and the array wrapper differ
-    "tinyzoo": {"imports": "import tinyzoo as tz\nfrom tinyzoo import nn", "lib": "tz", "wrap": "tz.tensor"},
-    "torch": {"imports": "import torch\nfrom torch import nn", "lib": "torch", "wrap": "torch.from_numpy"},
+TINYZOO = {"imports": "import tinyzoo as tz\nfrom tinyzoo import nn", "lib": "tz", "wrap": "tz.tensor"}
+FRAMEWORKS = {  # the same script for all: only the imports, the array wrapper and the timed call differ
+    "tinyzoo": {**TINYZOO, "setup": "", "call": "model(x)"},
+    "torch": {"imports": "import torch\nfrom torch import nn", "lib": "torch", "wrap": "torch.from_numpy",
+              "setup": "", "call": "model(x)"},
+    # tinyzoo's allocation-free path for dense networks: buffers planned once, output written into `out`
+    "tinyzoo InferencePlan": {**TINYZOO, "setup": "plan = nn.InferencePlan(model, x.shape[1:], x.shape[0]); "
+                              "out = np.empty_like(plan.output)", "call": "plan(x, out=out)"},
 }
 
 
@@ -110,6 +117,7 @@ def main() -> None:
                     row[f"{model} b1 latency µs"] = latency
         rows[name] = row
     rows["tinyzoo"]["wheel KiB"] = wheel_kib()
+    rows["tinyzoo"]["mlp b1 latency, InferencePlan µs"] = inference("tinyzoo InferencePlan", "mlp", 1)[1]
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     print(f"{'':38}" + "".join(f"{n:>14}" for n in rows) + ("   ratio" if len(rows) == 2 else ""))
     for key in keys:

@@ -431,9 +431,8 @@ def sigmoid(x: Any) -> Tensor:
 def relu(x: Any) -> Tensor:
     """max(x, 0)."""
     x = _float_input("relu", x)
-    positive = x.data > 0
-    out = x.data * positive
-    return record_op("relu", out, (x,), lambda g, _: (g * _constant(positive),))
+    out = xp_of(x.data).maximum(x.data, 0)  # NaN stays NaN
+    return record_op("relu", out, (x,), lambda g, out: (g * _constant(out.data > 0),))
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:

@@ -3,6 +3,7 @@
 from tinyzoo.nn import functional, init
 from tinyzoo.nn.attention import MultiheadAttention, TransformerBlock, scaled_dot_product_attention
 from tinyzoo.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d
+from tinyzoo.nn.inference import InferencePlan
 from tinyzoo.nn.layers import *  # noqa: F403
 from tinyzoo.nn.layers import __all__ as _layers
 from tinyzoo.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
@@ -15,6 +16,7 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "ConvTranspose2d",
+    "InferencePlan",
     "MaxPool2d",
     "Module",
     "ModuleDict",

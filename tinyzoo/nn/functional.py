@@ -21,7 +21,7 @@ from tinyzoo import rng
 from tinyzoo.autograd import ops
 from tinyzoo.autograd.ops import elu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from tinyzoo.autograd.tensor import Tensor, is_grad_enabled, record_op
-from tinyzoo.backend import to_device, xp_of
+from tinyzoo.backend import cupy_if_loaded, to_device, xp_of
 from tinyzoo.errors import DeviceError, DTypeError, IndexRangeError, ShapeError
 from tinyzoo.nn.conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, conv_transpose2d, max_pool2d
 
@@ -65,6 +65,8 @@ __all__ = [
 # =================================================================================================
 def _same_device(op: str, *tensors: Tensor | None) -> None:
     """Raise DeviceError unless every given tensor lives on one device."""
+    if cupy_if_loaded() is None:  # nothing can be on a GPU before CuPy is imported
+        return
     devices = {t.device for t in tensors if t is not None}
     if len(devices) > 1:
         raise DeviceError(f"{op}: inputs are on different devices ({', '.join(sorted(devices))}); move them with .to()")
@@ -157,7 +159,8 @@ def linear(input: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     out = x.data.reshape(-1, n_in) @ weight.data.T
     if bias is not None:
         out += bias.data
-    out = out.reshape(*x.shape[:-1], n_out)
+    if x.ndim != 2:
+        out = out.reshape(*x.shape[:-1], n_out)
 
     inputs = (x, weight) if bias is None else (x, weight, bias)
 

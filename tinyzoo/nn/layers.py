@@ -381,7 +381,8 @@ class Flatten(_Layer):
 
     def forward(self, x: Any) -> Tensor:
         """x [N, d1, d2, ...] → [N, d1·d2·...] (for the defaults)."""
-        if x.ndim and not all(-x.ndim <= d < x.ndim for d in (self.start_dim, self.end_dim)):
+        ndim = x.ndim
+        if ndim and not (-ndim <= self.start_dim < ndim and -ndim <= self.end_dim < ndim):
             raise _shape_error(self, x, f"needs axes {self.start_dim} and {self.end_dim}")
         return ops.flatten(x, self.start_dim, self.end_dim)
 
