@@ -32,9 +32,19 @@ from tinyzoo.models.gan import (
     generator_loss,
     to_gan_range,
 )
-from tinyzoo.models.rbm import accuracy, fit_classifier, predict
 from tinyzoo.study.trace import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import (
+    MetricsLog,
+    ProgressBar,
+    accuracy,
+    check_device,
+    example_parser,
+    fit_classifier,
+    load_training,
+    predict,
+    run_main,
+    save_training,
+)
 
 
 def parse_args(argv: list[str] | None):

@@ -26,9 +26,20 @@ import numpy as np
 import tinyzoo as tz
 from tinyzoo import nn
 from tinyzoo.data import DataLoader, TensorDataset, load_mnist
-from tinyzoo.models.rbm import DBN, accuracy, bernoulli, cd_optimizer, cd_step, fit_classifier, predict
+from tinyzoo.models.rbm import DBN, bernoulli, cd_optimizer, cd_step
 from tinyzoo.study.trace import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import (
+    MetricsLog,
+    ProgressBar,
+    accuracy,
+    check_device,
+    example_parser,
+    fit_classifier,
+    load_training,
+    predict,
+    run_main,
+    save_training,
+)
 
 
 def parse_args(argv: list[str] | None):

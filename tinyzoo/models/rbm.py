@@ -37,22 +37,20 @@ momentum does the rest.
 
 A deep belief net is trained greedily, one RBM at a time: the first RBM models the pixels, the second
 models the first one's hidden probabilities p(h¹ | v) as if they were data, and so on. The top layer's
-probabilities are features; a logistic regression on them (`fit_classifier`) shows how much of the digit
+probabilities are features; a logistic regression on them (`tinyzoo.train.fit_classifier`) shows how much of the digit
 identity they kept, without any label having been used to learn them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
 
 import tinyzoo as tz
 from tinyzoo import nn, optim
-from tinyzoo.data import DataLoader, TensorDataset
 from tinyzoo.nn import functional as F
-from tinyzoo.train import ProgressBar
 
 
 def bernoulli(p: tz.Tensor) -> tz.Tensor:
@@ -152,36 +150,3 @@ class DBN(nn.Module):
         for rbm in list(self.rbms)[:depth]:
             v = rbm.hidden_probs(v)  # [batch, size of the next layer]
         return v
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Judging features with a classifier (also used by examples/gan_mnist.py for its classifier-based score)
-# --------------------------------------------------------------------------------------------------------------
-def predict(model: Callable[[tz.Tensor], tz.Tensor], x: np.ndarray, device: str = "cpu",
-            batch_size: int = 1000) -> np.ndarray:  # fmt: skip
-    """model(x) for an array x, in batches and without a graph, as a NumPy array."""
-    with tz.no_grad():
-        outputs = [model(tz.tensor(x[i : i + batch_size], device=device)).numpy() for i in range(0, len(x), batch_size)]
-    return np.concatenate(outputs)
-
-
-def fit_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, device: str = "cpu", lr: float = 1e-3,
-                   batch_size: int = 128, seed: int = 0, desc: str = "classifier") -> float:  # fmt: skip
-    """Train `model` (logits [batch, classes]) on arrays x, y with Adam and cross-entropy; returns the last loss."""
-    optimizer = optim.Adam(model.parameters(), lr=lr)
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=seed, device=device)
-    loss = tz.tensor(np.nan)
-    with ProgressBar(epochs * len(loader), desc) as bar:
-        for _ in range(epochs):
-            for xb, yb in loader:
-                loss = F.cross_entropy(model(tz.tensor(xb, device=device)), yb)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                bar.update(1, loss=loss.item())
-    return loss.item()
-
-
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, device: str = "cpu") -> float:
-    """Fraction of rows of x whose arg-max logit is the label y."""
-    return float((predict(model, x, device).argmax(axis=1) == y).mean())

@@ -1,5 +1,7 @@
-"""Training conveniences shared by the examples: progress bar, metrics log, checkpoints of a run, CLI flags."""
+"""Training conveniences shared by the examples: progress bar, metrics log, checkpoints of a run, CLI flags,
+and a classifier fit/predict/accuracy loop on arrays."""
 
+from tinyzoo.train.classify import accuracy, fit_classifier, predict
 from tinyzoo.train.cli import check_device, example_parser, run_main, trace_step
 from tinyzoo.train.metrics import MetricsLog
 from tinyzoo.train.progress import ProgressBar, progress
@@ -8,9 +10,12 @@ from tinyzoo.train.state import load_training, save_training
 __all__ = [
     "MetricsLog",
     "ProgressBar",
+    "accuracy",
     "check_device",
     "example_parser",
+    "fit_classifier",
     "load_training",
+    "predict",
     "progress",
     "run_main",
     "save_training",
