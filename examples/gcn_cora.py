@@ -8,7 +8,8 @@ layer, at most 200 epochs, early stopping on validation loss with patience 10) o
 s = seed .. seed+seeds-1, each on its own random split (20 labelled nodes per class, 500 validation,
 1,000 test; split seed = model seed = s, the same splits as examples/gat_cora.py), and prints the test
 accuracy of every seed, their mean ± std and the time of one training epoch. `--plot` draws a 2-D PCA
-of the hidden node embeddings coloured by class.
+of the hidden node embeddings coloured by class. Where the recipe leaves a choice (biases, how to stop;
+see tinyzoo/models/gcn.py) it was made on validation accuracy; the test nodes only give the result.
 """
 
 from __future__ import annotations

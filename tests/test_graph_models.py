@@ -19,16 +19,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyzoo as tz
+from tinyzoo import nn
 from tinyzoo.models.gat import GAT, GATLayer
 from tinyzoo.models.gatv2 import GATv2, GATv2Layer
 from tinyzoo.models.gcn import GCN, GCNLayer
 from tinyzoo.models.graph_common import (
     CoraTask,
+    EarlyStopping,
+    HeadDropout,
     SparseFeatures,
     TrainingConfig,
     add_self_loops,
     make_graph,
     pca_2d,
+    project,
     train_node_classifier,
 )
 from tinyzoo.train import MetricsLog, run_main
@@ -136,6 +140,42 @@ def test_sparse_features_match_the_dense_matrix() -> None:
     np.testing.assert_allclose(model(sparse, graph).numpy(), model(tz.tensor(x), graph).numpy(), **TOL)
 
 
+def per_head_copies(seed: int, heads: int = 3) -> tuple[SparseFeatures, np.ndarray]:
+    """Sparse features with a different copy of the values per head, and the same as a dense [N, heads, D] array."""
+    rng = seeded(seed)
+    x = rng.standard_normal((5, 7)) * (rng.random((5, 7)) < 0.4)
+    sparse = SparseFeatures.from_dense(x)
+    values = rng.standard_normal((len(sparse.rows), heads))
+    dense = np.zeros((5, heads, 7))
+    dense[sparse.rows, :, sparse.cols] = values
+    return sparse._replace(values=tz.tensor(values)), dense
+
+
+def test_per_head_copies_of_the_features_meet_their_own_head_of_the_weights() -> None:
+    sparse, dense = per_head_copies(4)
+    linear = nn.Linear(7, 3 * 2, bias=False).double()  # 3 heads × 2 features
+    expected = np.einsum("nhd,hfd->nhf", dense, linear.weight.numpy().reshape(3, 2, 7)).reshape(5, 6)
+    np.testing.assert_allclose(project(linear, sparse).numpy(), expected, **TOL)
+    np.testing.assert_allclose(project(linear, tz.tensor(dense)).numpy(), expected, **TOL)
+    assert tz.gradcheck(lambda w: sparse.matmul(w), [linear.weight])
+    assert tz.gradcheck(lambda x, w: project(linear, x), [tz.tensor(dense, requires_grad=True), linear.weight])
+
+
+def test_head_dropout_draws_one_mask_per_head_and_one_head_is_plain_dropout() -> None:
+    x = tz.ones(50, 40)
+    dropped = HeadDropout(0.5, heads=4).train()(x).numpy()  # [50, 4, 40]
+    assert dropped.shape == (50, 4, 40) and set(np.unique(dropped)) == {0.0, 2.0}
+    masks = dropped > 0
+    assert all((masks[:, h] != masks[:, 0]).mean() > 0.3 for h in range(1, 4))  # independent masks
+    sparse = SparseFeatures.from_dense(np.eye(6, 9, dtype=np.float32))
+    assert HeadDropout(0.5, heads=4).train()(sparse).values.shape == (6, 4)
+    assert HeadDropout(0.5, heads=4).eval()(x) is x
+    tz.manual_seed(5)
+    plain = nn.Dropout(0.5)(x).numpy()
+    tz.manual_seed(5)
+    np.testing.assert_array_equal(HeadDropout(0.5).train()(x).numpy(), plain)  # GCN's dropout, unchanged
+
+
 def test_pca_2d_finds_the_directions_of_largest_variance() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 2)) * [5.0, 0.1] @ np.array([[0.6, 0.8], [-0.8, 0.6]])  # rotated
@@ -228,12 +268,24 @@ def test_output_shapes(name: str) -> None:
         np.testing.assert_allclose(np.bincount(six_node_graph().dst, weights=first[:, 0]), 1, rtol=1e-5)
 
 
-def test_gcn_decays_only_the_first_layer_weights_and_gat_every_weight() -> None:
-    gcn_groups = GCN(3, 2).parameter_groups(5e-4)
+def test_gcn_decays_only_the_first_layer_weights_and_gat_every_parameter() -> None:
+    gcn = GCN(3, 2)
+    gcn_groups = gcn.parameter_groups(5e-4)
     assert [len(g["params"]) for g in gcn_groups] == [1, 3] and gcn_groups[0]["weight_decay"] == 5e-4
-    gat = GAT(3, 2)
-    decayed = {id(p) for p in gat.parameter_groups(5e-4)[0]["params"]}
-    assert {n for n, p in gat.named_parameters() if id(p) not in decayed} == {"first.bias", "second.bias"}
+    assert gcn_groups[0]["params"][0] is gcn.first.linear.weight
+    for model in (GAT(3, 2), GATv2(3, 2)):
+        (group,) = model.parameter_groups(5e-4)  # biases too, as the GAT reference code does
+        assert group["weight_decay"] == 5e-4 and len(group["params"]) == len(list(model.parameters()))
+
+
+def test_attention_layers_drop_out_the_transformed_features_too() -> None:
+    tz.manual_seed(6)
+    layer = GATLayer(4, 3, heads=2, dropout=0.5).train()
+    layer.attention_dropout.p = 0.0  # what randomness remains comes from dropping W h
+    x, graph = tz.randn(6, 4), six_node_graph()
+    assert not np.allclose(layer(x, graph).numpy(), layer(x, graph).numpy())
+    layer.value_dropout.p = 0.0
+    np.testing.assert_array_equal(layer(x, graph).numpy(), layer(x, graph).numpy())
 
 
 # =================================================================================================
@@ -310,6 +362,27 @@ def test_short_training_lowers_the_loss(model_type) -> None:
     _, losses = log.series("loss")
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     assert result.epochs == 30 and result.test_accuracy > 0.8
+
+
+# Validation (loss, accuracy) per epoch 1..8, for patience 2.
+VAL_CURVE = [(1.0, 0.5), (0.9, 0.4), (0.95, 0.5), (0.85, 0.6), (0.9, 0.55), (0.86, 0.6), (0.9, 0.5), (0.9, 0.5)]
+
+
+@pytest.mark.parametrize(("watch_accuracy", "best_epoch", "stop_epoch"), [(False, 4, 6), (True, 4, 8)])
+def test_early_stopping_rules(watch_accuracy: bool, best_epoch: int, stop_epoch: int) -> None:
+    # GCN (loss only): epochs 5 and 6 do not lower 0.85, so it stops at 6. GAT's rule: epoch 3 ties the best
+    # accuracy and epoch 6 matches it again, restarting patience, so it stops at 8; the weights kept are
+    # epoch 4's, the last to improve loss and accuracy together (epoch 2 lowered only the loss).
+    model = GCN(2, 2)
+    stopper = EarlyStopping(patience=2, watch_accuracy=watch_accuracy)
+    for epoch, (loss, accuracy) in enumerate(VAL_CURVE, 1):
+        model.first.bias.data[:] = epoch  # mark the weights with their epoch
+        stopper.update(epoch, loss, accuracy, model)
+        if stopper.stop:
+            break
+    assert (epoch, stopper.best_epoch) == (stop_epoch, best_epoch)
+    stopper.finish(model)
+    assert np.all(model.first.bias.numpy() == best_epoch)
 
 
 def test_early_stopping_stops_and_restores_the_best_weights() -> None:

@@ -12,7 +12,10 @@ sums the transformed neighbours with those weights. Per head:
 
 K independent heads are concatenated in hidden layers, h'_i = ‖_k ELU(Σ_j α^k_ij z^k_j), and averaged
 in the output layer. Dropout (p = 0.6) is applied to each layer's input and to the normalised α, so in
-every step a node aggregates a random subset of its neighbourhood.
+every step a node aggregates a random subset of its neighbourhood. The authors' code (PetarV-/GAT,
+`attn_head` in utils/layers.py) is more thorough than the paper's sentence, and this implementation
+follows it: every head draws its own mask on the layer's input, and the transformed features z_j are
+dropped out too before they are summed (`tinyzoo.models.graph_common.EdgeAttention`).
 
 Computing it sparsely. Splitting a = [a_l ‖ a_r] gives aᵀ [z_i ‖ z_j] = a_lᵀ z_i + a_rᵀ z_j: one score per
 node for its role as the query i and one for its role as the neighbour j. So the layer computes two
@@ -24,7 +27,16 @@ This split is also GAT's limit: because LeakyReLU is monotone, the ranking of ne
 the ranking by a_rᵀ z_j, whatever the query i ("static attention", see `tinyzoo.models.gatv2`).
 
 Paper configuration on Cora (the defaults): 8 heads × 8 hidden features, ELU, then 1 output head; Adam
-with lr 0.005 and L2 weight decay 5e-4; early stopping on validation loss with patience 100.
+with lr 0.005 and L2 weight decay 5e-4; early stopping with patience 100. Two details come from the
+reference code (execute_cora.py, models/base_gattn.py) rather than the paper: patience restarts
+whenever the validation loss reaches a new low OR the validation accuracy a new high (ties count), and
+the weights kept are those of the last epoch that did both; and the L2 penalty reaches every
+parameter, biases included. On the 10 seeded random splits of examples/gat_cora.py these reference
+details were checked one at a time against mean validation accuracy, never test accuracy: dropping
+out z_j raised it from 82.2 % to 83.4 %, the per-head input masks from 83.0 % to 83.4 %, and decaying
+the biases changed nothing (83.4 % either way; kept, as in the reference). The stopping rule is taken
+from the reference as it is: it picks its checkpoint by validation accuracy, so validation accuracy
+cannot judge it fairly.
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ from tinyzoo.models.graph_common import (
     project,
 )
 
-PAPER_TRAINING = TrainingConfig(lr=5e-3, weight_decay=5e-4, epochs=1000, patience=100)
+PAPER_TRAINING = TrainingConfig(lr=5e-3, weight_decay=5e-4, epochs=1000, patience=100, watch_accuracy=True)
 
 
 class GATLayer(EdgeAttention):
@@ -70,7 +82,10 @@ class GATLayer(EdgeAttention):
 
 
 class GAT(TwoLayerGNN):
-    """The paper's two-layer GAT: dropout → GAT layer (heads concatenated) → ELU → dropout → GAT layer (mean)."""
+    """The paper's two-layer GAT: dropout → GAT layer (heads concatenated) → ELU → dropout → GAT layer (mean).
+
+    Each dropout draws one mask per head of the layer it feeds, as in the reference code.
+    """
 
     layer_type: type[EdgeAttention] = GATLayer
 
@@ -79,11 +94,11 @@ class GAT(TwoLayerGNN):
         options = {"dropout": dropout, "negative_slope": negative_slope, **layer_options}
         first = self.layer_type(in_features, hidden, heads, concat=True, **options)
         second = self.layer_type(hidden * heads, num_classes, out_heads, concat=False, **options)
-        super().__init__(first, second, nn.ELU(), dropout)
+        super().__init__(first, second, nn.ELU(), dropout, heads=(heads, out_heads))
 
     def attention(self, x: Features, graph: Graph) -> list[np.ndarray]:
         """α [E, heads] of both layers (no gradient; call model.eval() first for the dropout-free weights)."""
         with tz.no_grad():
-            hidden, first = self.first.attend(self.drop_input(x), graph)
+            hidden, first = self.first.attend(self.input_dropout(x), graph)
             _, second = self.second.attend(self.hidden_dropout(self.activation(hidden)), graph)
         return [first.numpy(), second.numpy()]

@@ -25,7 +25,10 @@ Sparse computation. The score no longer splits into per-node terms, so the layer
 projections at the edges and works on [E, heads, F'] tensors: O(E·heads·F') memory, still no N × N
 matrix. The messages are the projected neighbours, h'_i = Σ_j α_ij W_r h_j.
 
-Everything else (heads, dropout, the two-layer model and the training recipe) is GAT's.
+Everything else (heads, dropout, the two-layer model and the training recipe) is GAT's, including
+the reference code's extra dropouts (per-head input masks, dropout on the projected neighbours W_r h_j):
+on the 10 seeded splits of examples/gat_cora.py they raised GATv2's mean validation accuracy from
+82.5 % to 82.9 % (judged on validation accuracy, never on test accuracy).
 """
 
 from __future__ import annotations
