@@ -124,6 +124,26 @@ def test_tensor_hooks_see_and_replace_gradients_in_order():
     np.testing.assert_allclose(x.grad.numpy(), [30.0, 30.0])
 
 
+def test_a_tensor_gets_all_its_gradient_before_its_own_backward_runs():
+    """Nodes run latest-first: h's consumers (a long branch made first, a short one made last) both finish before h."""
+    x = tz.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    long_branch = h
+    for _ in range(50):
+        long_branch = long_branch * 1.0 + 0.0
+    short_branch = h * 3
+    seen = []
+    h.register_hook(lambda g: seen.append(g.tolist()))
+    (long_branch + short_branch).sum().backward()
+    assert seen == [[4.0, 4.0]]  # one call, with 1 (long branch) + 3 (short branch)
+    np.testing.assert_allclose(x.grad.numpy(), [8.0, 8.0])
+    y = tz.tensor([1.0], requires_grad=True)
+    z = y * 5
+    outputs = [z * 2, z, z * z]  # outputs that are also inputs of other outputs
+    (grad_z,) = tz.grad(outputs, [z], grad_outputs=[tz.ones(1)] * 3)
+    np.testing.assert_allclose(grad_z.numpy(), [2.0 + 1.0 + 2 * 5.0])
+
+
 def test_grad_does_not_touch_dot_grad_and_reports_unused():
     x = tz.tensor([1.0, 2.0], requires_grad=True)
     unused = tz.tensor([1.0], requires_grad=True)
