@@ -172,4 +172,4 @@ def generate(
 def demo() -> tuple[GPT, np.ndarray]:
     """A character GPT as in examples/gpt_shakespeare.py and a batch of ids (for `python -m tinyzoo explain gpt`)."""
     ids = np.random.default_rng(0).integers(0, 64, (4, 64))  # [batch, T]
-    return GPT(64, d_model=96, num_layers=2, num_heads=4, max_len=64), ids
+    return GPT(64, d_model=96, num_layers=2, num_heads=4, max_len=128), ids
