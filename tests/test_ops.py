@@ -350,6 +350,19 @@ def test_second_derivatives(data):
         assert tz.gradgradcheck(fn, [tz.tensor(x, requires_grad=True)])
 
 
+def test_third_derivatives_through_the_fused_activation_backwards():
+    """tanh and sigmoid backward are single ops (tanh_backward, sigmoid_backward): they differentiate again, twice."""
+    xs = np.array([0.3, -1.2, 2.0])
+    t, s = np.tanh(xs), 1 / (1 + np.exp(-xs))
+    expected = {tz.tanh: -2 * (1 - t**2) * (1 - 3 * t**2), tz.sigmoid: s * (1 - s) * (1 - 6 * s + 6 * s**2)}
+    for fn, third in expected.items():
+        x = tz.tensor(xs, requires_grad=True)
+        (first,) = tz.grad(fn(x).sum(), x, create_graph=True)
+        (second,) = tz.grad(first.sum(), x, create_graph=True)
+        (result,) = tz.grad(second.sum(), x)
+        np.testing.assert_allclose(result.numpy(), third, atol=1e-12)
+
+
 def test_hessian_vector_product_of_cube():
     x = tz.tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
     v = tz.tensor(np.array([1.0, 1.0, 2.0]))
