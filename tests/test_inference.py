@@ -103,3 +103,15 @@ def test_float16_plan():
     assert plan(x).dtype == np.float16
     with tz.no_grad():
         np.testing.assert_allclose(plan(x), model(tz.tensor(x, dtype="float16")).numpy(), rtol=1e-2, atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_plan_on_the_gpu_equals_the_model():
+    if not tz.gpu_available():
+        pytest.skip("needs a CUDA GPU and CuPy")
+    model = mlp(activation=lambda: nn.LeakyReLU(0.1)).to("gpu")
+    plan = nn.InferencePlan(model, (1, 28, 28), batch_size=3)
+    x = tz.tensor(images(3), device="gpu")
+    with tz.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(tz.backend.to_host(plan(x)), expected, rtol=1e-5, atol=1e-6)
