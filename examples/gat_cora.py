@@ -19,7 +19,6 @@ learned attention weights against uniform attention over each neighbourhood.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -83,10 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot_run(path: str, model: TwoLayerGNN, task: CoraTask, title: str) -> None:
     """PCA of the hidden embeddings by class; with an attention model, a histogram of its attention weights."""
-    import matplotlib
+    from tinyzoo.plot import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     model.eval()
     with tz.no_grad():
@@ -114,11 +112,7 @@ def plot_run(path: str, model: TwoLayerGNN, task: CoraTask, title: str) -> None:
                title="learned attention weights vs uniform attention")  # fmt: skip
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"figure written to {path}")
+    print(f"figure written to {save(fig, path)}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
-from pathlib import Path
 
 import numpy as np
 
@@ -96,10 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot_run(model: PointerNet, log: MetricsLog, x: np.ndarray, device: str, args) -> None:
     """Training loss, validation accuracy, and p(π(t) = j) of one test sequence as a heat map."""
-    import matplotlib
+    from tinyzoo.plot import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     with tz.no_grad():
         logits, chosen = model(tz.tensor(x[None], device=device))
@@ -121,11 +119,7 @@ def plot_run(model: PointerNet, log: MetricsLog, x: np.ndarray, device: str, arg
     axes[2].set(xlabel="input value (position order)", ylabel="output step: value pointed at",
                 title="pointer distribution p(π(t) = j), one test sequence")  # fmt: skip
     fig.colorbar(image, ax=axes[2], label="probability")
-    fig.tight_layout()
-    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.plot, dpi=110)
-    plt.close(fig)
-    print(f"figure written to {args.plot}")
+    print(f"figure written to {save(fig, args.plot)}")
 
 
 if __name__ == "__main__":

@@ -174,9 +174,9 @@ def draw_strokes(ax, seq: np.ndarray) -> None:
 def plot_samples(model: SketchRNN, log: MetricsLog, valid: np.ndarray, args, device: str,
                  columns: int = 8, temperatures: tuple[float, ...] = (0.2, 0.6)) -> None:  # fmt: skip
     """Loss curves, held-out inputs with their reconstructions, and prior samples at two temperatures."""
-    from tinyzoo.plot import _pyplot
+    from tinyzoo.plot import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     rng = np.random.default_rng(args.seed)
     inputs = valid[:columns]
     with tz.no_grad():
@@ -201,10 +201,7 @@ def plot_samples(model: SketchRNN, log: MetricsLog, valid: np.ndarray, args, dev
             draw_strokes(ax, seq)
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(args.plot, dpi=110)
-    plt.close(fig)
-    print(f"figure written to {args.plot}")
+    print(f"figure written to {save(fig, args.plot)}")
 
 
 if __name__ == "__main__":

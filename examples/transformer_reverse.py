@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -143,10 +142,9 @@ def cross_attention_map(model: Transformer, src: np.ndarray, max_len: int) -> tu
 
 def plot_run(model: Transformer, log: MetricsLog, result: dict, args) -> None:
     """Learning curves, accuracy by length, and a cross-attention map of one long test string."""
-    import matplotlib
+    from tinyzoo.plot import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     lengths = sorted(result["by_length"])
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
@@ -172,11 +170,7 @@ def plot_run(model: Transformer, log: MetricsLog, result: dict, args) -> None:
         ax.grid(alpha=0.3)
     for ax in axes[1:3]:
         ax.legend(loc="lower right")
-    fig.tight_layout()
-    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.plot, dpi=110)
-    plt.close(fig)
-    print(f"figure written to {args.plot}")
+    print(f"figure written to {save(fig, args.plot)}")
 
 
 if __name__ == "__main__":

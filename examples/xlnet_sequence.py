@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -149,10 +148,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def plot_run(log: MetricsLog, result: dict, base_accuracy: float, args) -> None:
     """Learning curves, and test accuracy by the number of tokens visible before the predicted one."""
-    import matplotlib
+    from tinyzoo.plot import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     axes[0].plot(*log.series("loss"))
@@ -170,11 +168,7 @@ def plot_run(log: MetricsLog, result: dict, base_accuracy: float, args) -> None:
         ax.legend()
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.plot, dpi=110)
-    plt.close(fig)
-    print(f"figure written to {args.plot}")
+    print(f"figure written to {save(fig, args.plot)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Figures for the examples: learning curves, image grids and histograms (matplotlib, imported lazily).
 
 Every function writes one file (PNG or SVG by suffix) and returns its path. Install the `plot`
-extra (`pip install 'tinyzoo[plot]'`) to use them.
+extra (`pip install 'tinyzoo[plot]'`) to use them. Examples that draw their own figure take pyplot
+from `pyplot()` and write it with `save(fig, path)`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """matplotlib.pyplot on the non-interactive Agg backend (works without a screen)."""
     try:
         import matplotlib
@@ -30,12 +31,13 @@ def _marker(steps: Sequence[float]) -> str | None:
     return "o" if len(steps) < 8 else None
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save(fig: Any, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure; returns the path written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -48,7 +50,7 @@ def learning_curves(
     log_y: bool = False,
 ) -> Path:
     """One line per named (steps, values) series."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (steps, values) in curves.items():
         ax.plot(steps, values, label=name, marker=_marker(steps))
@@ -58,7 +60,7 @@ def learning_curves(
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def panels(
@@ -68,7 +70,7 @@ def panels(
     xlabels: Mapping[str, str] | None = None,
 ) -> Path:
     """Side-by-side panels, one per metric (title → {line name → (steps, values)}); xlabels per title."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.8), squeeze=False)
     for ax, (title, curves) in zip(axes[0], series.items()):
         for name, (steps, values) in curves.items():
@@ -77,7 +79,7 @@ def panels(
         ax.grid(alpha=0.3)
         if len(curves) > 1:
             ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def image_grid(images: np.ndarray, path: str | Path, columns: int = 8, title: str = "",
@@ -87,7 +89,7 @@ def image_grid(images: np.ndarray, path: str | Path, columns: int = 8, title: st
     if images.ndim == 4:
         images = images[:, 0]
     rows = int(np.ceil(len(images) / columns))
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.2 + 0.4), squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.axis("off")
@@ -97,13 +99,13 @@ def image_grid(images: np.ndarray, path: str | Path, columns: int = 8, title: st
                 ax.set_title(labels[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def histogram(values: Mapping[str, np.ndarray] | np.ndarray, path: str | Path, xlabel: str, title: str = "",
               bins: int | Sequence[float] = 30) -> Path:  # fmt: skip
     """A histogram of one array, or overlaid histograms of several named arrays."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     named = values if isinstance(values, Mapping) else {"": values}
     for name, data in named.items():
@@ -111,13 +113,13 @@ def histogram(values: Mapping[str, np.ndarray] | np.ndarray, path: str | Path, x
     ax.set(xlabel=xlabel, ylabel="count", title=title)
     if len(named) > 1:
         ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def bars(values: Mapping[str, Sequence[float]], categories: Sequence[Any], path: str | Path, xlabel: str,
          ylabel: str, title: str = "") -> Path:  # fmt: skip
     """Grouped bars: one group per category, one bar per named series (e.g. halting distributions)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(len(values), 1)
     positions = np.arange(len(categories))
@@ -127,4 +129,4 @@ def bars(values: Mapping[str, Sequence[float]], categories: Sequence[Any], path:
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if len(values) > 1:
         ax.legend()
-    return _save(fig, path)
+    return save(fig, path)
