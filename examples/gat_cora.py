@@ -26,7 +26,7 @@ import tinyzoo as tz
 from tinyzoo.backend import to_host
 from tinyzoo.models.gat import GAT, PAPER_TRAINING
 from tinyzoo.models.gatv2 import GATv2
-from tinyzoo.models.graph_common import CoraTask, TrainingConfig, TwoLayerGNN, in_degrees, pca_2d, run_seeds, summary
+from tinyzoo.models.graph_common import CoraTask, TrainingConfig, TwoLayerGNN, in_degrees, pca_2d, report, run_seeds
 from tinyzoo.train import MetricsLog, check_device, example_parser, run_main
 
 MODELS = {"gat": GAT, "gatv2": GATv2}
@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     results, model, task = run_seeds(build, config, range(args.seed, args.seed + args.seeds), device,
                                      save=args.save, resume=args.resume, log=MetricsLog(args.log),
                                      trace=args.trace)  # fmt: skip
-    for r in results:
-        print(f"seed {r.seed}: test accuracy {r.test_accuracy:.1%} (val {r.val_accuracy:.1%}, best epoch "
-              f"{r.best_epoch}, {r.epochs} epochs trained)")  # fmt: skip
-    print(f"{args.model.upper()}: {summary(results)}")
+    print(report(args.model.upper(), results))
     if args.plot:
         plot_run(args.plot, model, task, f"{args.model.upper()} on Cora, seed {results[-1].seed}: test accuracy "
                  f"{results[-1].test_accuracy:.1%}")  # fmt: skip

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from tinyzoo.models.gcn import GCN, PAPER_TRAINING
-from tinyzoo.models.graph_common import TrainingConfig, TwoLayerGNN, run_seeds, summary
+from tinyzoo.models.graph_common import TrainingConfig, TwoLayerGNN, report, run_seeds
 from tinyzoo.train import MetricsLog, check_device, example_parser, run_main
 
 
@@ -53,10 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     results, model, task = run_seeds(build, config, range(args.seed, args.seed + args.seeds), device,
                                      save=args.save, resume=args.resume, log=MetricsLog(args.log),
                                      trace=args.trace)  # fmt: skip
-    for r in results:
-        print(f"seed {r.seed}: test accuracy {r.test_accuracy:.1%} (val {r.val_accuracy:.1%}, best epoch "
-              f"{r.best_epoch}, {r.epochs} epochs trained)")  # fmt: skip
-    print(f"GCN: {summary(results)}")
+    print(report("GCN", results))
     if args.plot:
         title = f"GCN on Cora, seed {results[-1].seed}: test accuracy {results[-1].test_accuracy:.1%}"
         gat_example().plot_run(args.plot, model, task, title)

@@ -461,6 +461,13 @@ def summary(results: list[RunResult]) -> str:
             f"[{', '.join(f'{a:.1f}' for a in accuracy)}]; epoch time {steps:.1f} ms")  # fmt: skip
 
 
+def report(name: str, results: list[RunResult]) -> str:
+    """One line per seed (test and validation accuracy, best epoch, epochs trained), then `name: summary`."""
+    lines = [f"seed {r.seed}: test accuracy {r.test_accuracy:.1%} (val {r.val_accuracy:.1%}, best epoch "
+             f"{r.best_epoch}, {r.epochs} epochs trained)" for r in results]  # fmt: skip
+    return "\n".join([*lines, f"{name}: {summary(results)}"])
+
+
 def pca_2d(x: np.ndarray) -> np.ndarray:
     """Project the rows of x [N, D] onto their two principal directions: [N, 2].
 
