@@ -90,7 +90,7 @@ def mlp_step_numpy(data: MlpData, params: list[np.ndarray]) -> float:
 def mlp_step_tinyzoo(data: MlpData, params: list[tz.Tensor]) -> float:
     """The same step through tinyzoo's tape."""
     w1, b1, w2, b2 = params
-    logits = (tz.tensor(data.x) @ w1 + b1).relu() @ w2 + b2
+    logits = (tz.as_tensor(data.x) @ w1 + b1).relu() @ w2 + b2  # no copy, like torch.from_numpy
     loss = -logits.log_softmax(axis=1)[np.arange(len(data.y)), data.y].mean()
     loss.backward()
     with tz.no_grad():
