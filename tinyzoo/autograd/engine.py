@@ -114,6 +114,9 @@ class _BackwardWalk:
                 self.leaves.append(tensor)
             else:
                 heapq.heappush(self.heap, (-tensor._node.sequence, tensor))
+            if not isinstance(grad, IndexedGrad):  # the first gradient to arrive is kept as it is
+                self.pending[key] = grad
+                return
         self._add_pending(key, grad)
 
     def run(self, retain_graph: bool, anomaly: bool) -> None:
@@ -121,7 +124,7 @@ class _BackwardWalk:
         while self.heap:
             tensor = heapq.heappop(self.heap)[1]
             node = tensor._node
-            if node.freed:
+            if node.inputs is None:  # node.freed, without a property call per node
                 raise _freed_error(node.name)
             self._send_back(node, self._take_gradient(tensor), tensor, anomaly)
             if not retain_graph:
@@ -152,7 +155,7 @@ class _BackwardWalk:
         for inp, input_grad in zip(node.inputs, input_grads):
             if input_grad is None or not inp.requires_grad:
                 continue
-            if input_grad.shape != inp.shape:
+            if input_grad.shape != inp.data.shape:  # (an IndexedGrad has the full shape, not its data's)
                 raise ShapeError(
                     f"backward of '{node.name}' returned a gradient of shape {input_grad.shape} "
                     f"for an input of shape {inp.shape} (a bug in that op's backward)"
@@ -164,22 +167,21 @@ class _BackwardWalk:
     def _add_pending(self, key: int, grad: Any) -> None:
         """pending[key] += grad, in place when the walk owns the buffer (it allocated it; no one else sees it).
 
-        A tensor used by many ops (x[t] for every t, a weight shared across steps) collects its gradient
-        in one buffer instead of allocating a new sum per use.
+        Called for every gradient after a tensor's first, and for a first IndexedGrad (which needs a
+        buffer to land in). A tensor used by many ops (x[t] for every t, a weight shared across steps)
+        collects its gradient in one buffer instead of allocating a new sum per use.
         """
         pending, owned = self.pending, self.owned
         previous = pending.get(key)
-        if self.create_graph:  # every sum must stay on the tape
-            pending[key] = grad if previous is None else previous + grad
-        elif isinstance(grad, IndexedGrad):
+        if isinstance(grad, IndexedGrad):  # (only made when the backward pass is not recorded)
             if key not in owned:
                 xp = xp_of(grad.data)
                 buffer = xp.zeros(grad.shape, dtype=grad.dtype) if previous is None else previous.data.copy()
                 previous = pending[key] = Tensor(buffer)
                 owned.add(key)
             grad.add_into(previous.data)
-        elif previous is None:
-            pending[key] = grad
+        elif self.create_graph:  # every sum must stay on the tape
+            pending[key] = previous + grad
         elif key in owned:
             previous.data += grad.data
         else:

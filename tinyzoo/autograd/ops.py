@@ -28,6 +28,7 @@ from tinyzoo.autograd.tensor import (
     is_grad_enabled,
     record_op,
     tensor_index,
+    wrap,
 )
 from tinyzoo.backend import scatter_add as _scatter_add_arrays
 from tinyzoo.backend import xp_of
@@ -131,27 +132,33 @@ def as_tensor(value: Any, like: Tensor | None = None, op: str | None = None) -> 
         return value
     if like is not None and isinstance(value, (bool, int, float)):
         array = like.data
-        dtype = array.dtype
-        if dtype.kind != "f" and not (isinstance(value, int) and dtype.kind in "iub"):
-            dtype = _FLOAT32
         if isinstance(array, np.ndarray):
-            return Tensor(_host_scalar(value, dtype))
-        return Tensor(xp_of(array).asarray(value, dtype=dtype))
+            return wrap(_host_scalar(value, array.dtype))
+        return Tensor(xp_of(array).asarray(value, dtype=_scalar_dtype(value, array.dtype)))
     try:
         return Tensor(as_array(value))
     except (DTypeError, ValueError, TypeError) as exc:
         raise DTypeError(f"{op or 'tensor'}: {exc}") from None
 
 
-@functools.lru_cache(maxsize=256)
-def _host_scalar(value: float, dtype: np.dtype) -> np.ndarray:
-    """A read-only 0-d NumPy array holding `value`, cached.
+def _scalar_dtype(value: bool | int | float, like: np.dtype) -> np.dtype:
+    """The dtype a Python number takes beside an array of dtype `like`: like's, or float32 for a float
+    beside integers (int tensor * 0.5 is a float32 tensor, as in torch)."""
+    if like.kind == "f" or (isinstance(value, int) and like.kind in "iub"):
+        return like
+    return _FLOAT32
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _host_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
+    """A read-only 0-d NumPy array holding `value` in the dtype it takes beside `like`, cached.
 
     Python numbers in arithmetic (`y * 0.9`, `1 - out * out` in backward rules) are the commonest
     constants; making each one a fresh array cost as much as the tiny op itself. 0-d arrays, not NumPy
     scalars: NumPy's ufuncs take a far slower path for `array * np.float32(0.9)` than for a 0-d array.
+    typed: 1, 1.0 and True are equal as keys but not as constants beside an integer array.
     """
-    array = np.asarray(value, dtype=dtype)
+    array = np.asarray(value, dtype=_scalar_dtype(value, like))
     array.flags.writeable = False
     return array
 
@@ -206,10 +213,11 @@ def _grad_to(grad: Tensor, x: Tensor) -> Tensor | None:
     """The gradient for input x: None if x needs none, else `grad` summed back to x's shape and dtype."""
     if not x.requires_grad:
         return None
-    if grad.shape != x.shape:
-        grad = sum_to_shape(grad, x.shape)
-    if grad.dtype != x.dtype:
-        grad = astype(grad, x.dtype)
+    array, target = grad.data, x.data  # (the arrays' own attributes: this runs for every input of every op)
+    if array.shape != target.shape:
+        grad = sum_to_shape(grad, target.shape)
+    if array.dtype != target.dtype:
+        grad = astype(grad, target.dtype)
     return grad
 
 
@@ -230,7 +238,7 @@ def _expand_reduced(grad: Tensor, shape: tuple[int, ...], axes: tuple[int, ...],
 
 def _float_input(op: str, x: Any) -> Tensor:
     """x as a Tensor; integer tensors are accepted but give no gradient."""
-    return as_tensor(x, op=op)
+    return x if isinstance(x, Tensor) else as_tensor(x, op=op)
 
 
 def _constant(array: Any) -> Tensor:

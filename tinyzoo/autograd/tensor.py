@@ -260,6 +260,18 @@ class IndexedGrad:
             buffer[self.index] += self.data
 
 
+def wrap(array: Any) -> Tensor:
+    """A constant Tensor around an array known to be valid (an op's result, a cached constant).
+
+    Skips `Tensor.__init__`'s conversion and checks, which cost more than a tiny op's arithmetic.
+    """
+    out = Tensor.__new__(Tensor)
+    out.data = array
+    out.grad = out._hooks = out.name = out._node = None
+    out.requires_grad = False
+    return out
+
+
 def record_op(
     name: str,
     out_data: Any,
@@ -275,10 +287,7 @@ def record_op(
     """
     if isinstance(out_data, np.generic):  # NumPy reductions to 0-d return scalars; keep arrays throughout
         out_data = np.asarray(out_data)
-    out = Tensor.__new__(Tensor)  # skips __init__'s checks: out_data is an op's result, already an array
-    out.data = out_data
-    out.grad = out._hooks = out.name = out._node = None
-    out.requires_grad = False
+    out = wrap(out_data)
     if MODE.grad_enabled:
         for tensor in inputs:  # a plain loop: any(generator) costs more than the rest of this function
             if tensor.requires_grad:
