@@ -9,6 +9,9 @@ CuPy is imported the first time a GPU is asked for, never at `import tinyzoo`.
 
 from __future__ import annotations
 
+import ctypes
+import platform
+import sys
 import types
 from typing import Any
 
@@ -128,3 +131,25 @@ def scatter_add(target: Any, index: Any, values: Any) -> None:
         cupyx.scatter_add(target, index, values)
     else:
         np.add.at(target, index, values)
+
+
+# mallopt(3) parameter numbers, from glibc's <malloc.h>
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(largest_array: int = 32 << 20, keep: int = 1 << 30) -> bool:
+    """Make glibc's malloc keep freed host memory for the next training step (process-wide, opt-in).
+
+    A training step allocates its activations and gradients, and backward() frees them all at the end.
+    By default glibc hands that memory back to the OS once more than a few MB lie free at the top of the
+    heap, so the next step gets it again as fresh pages, each zeroed by the kernel on first touch: a
+    small GPT step here took 31,000 page faults, and as much system time as arithmetic. This serves
+    arrays up to `largest_array` bytes from the heap and keeps up to `keep` bytes of it when freed, so the
+    resident size stays at the step's peak instead (the trade every caching allocator makes).
+    It changes malloc for the whole process, so tinyzoo never calls it on import; the examples'
+    `run_main` does. Returns whether it took effect (False off Linux with glibc).
+    """
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    return bool(mallopt(_M_MMAP_THRESHOLD, largest_array)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))

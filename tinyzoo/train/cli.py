@@ -35,7 +35,12 @@ def check_device(device: str) -> str:
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run an example's main(); a missing device or data set becomes one line on stderr and exit code 2."""
+    """Run an example's main(); a missing device or data set becomes one line on stderr and exit code 2.
+
+    A script, unlike a library, may set process-wide options: this one keeps freed memory for the next
+    training step (`backend.keep_freed_memory`).
+    """
+    backend.keep_freed_memory()
     try:
         return int(main(argv) or 0)
     except (DeviceError, DataError) as exc:
