@@ -8,6 +8,11 @@ shared machine hits all of them alike. Each step is timed by wall clock and by p
 (time.process_time: steadier under load, but summed over threads). BLAS, torch and Numba are pinned to
 the thread count of the row. Before timing, every peer's first step must give the same loss (relative
 1e-4), or the run stops with exit code 2 naming the case and the peers.
+
+Memory: by default the run calls `tinyzoo.backend.keep_freed_memory()` first, as every example does, so
+glibc keeps the memory a step frees for the next one; it is one process, so every peer runs under the
+same setting. `--malloc default` leaves glibc's defaults, where each step's large arrays come back as
+fresh pages from the kernel (the results file then ends in -default-malloc).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tinyzoo import backend
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -65,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results", help="where the JSON goes")
     parser.add_argument("--no-scaling", action="store_true", help="skip the MLP/GAT scaling runs")
     parser.add_argument("--no-memory", action="store_true", help="skip the RNN memory case")
+    parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
+                        help="keep: backend.keep_freed_memory(), as the examples run; default: glibc's")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -282,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = Device(args.device)
     notes = missing_notes() + device.check()
+    kept = args.malloc == "keep" and backend.keep_freed_memory()
     load = os.getloadavg()
     print(f"tinyzoo bench: {platform.node()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f}; device {args.device}; threads {args.threads}{'; QUICK: tiny sizes, 1 run' * args.quick}")
+          f"{load[2]:.1f}; device {args.device}; threads {args.threads}; malloc: "
+          f"{'freed memory kept' if kept else 'defaults'}{'; QUICK: tiny sizes, 1 run' * args.quick}")
     print("Peers are interleaved within every repeat so machine load hits all alike; wall and process-CPU time both "
           "reported (CPU time sums all threads).")  # fmt: skip
     for note in notes:
@@ -312,11 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = check_targets(rows)
     record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.node(),
               "cpus": os.cpu_count(), "load_average": load, "load_average_end": os.getloadavg(), "argv": sys.argv[1:],
-              "device": args.device, "quick": args.quick, "numpy": np.__version__, "notes": notes, "rows": rows,
-              "memory": memory, "scaling": scale, "targets": verdicts,
+              "device": args.device, "quick": args.quick, "malloc_kept": kept, "numpy": np.__version__, "notes": notes,
+              "rows": rows, "memory": memory, "scaling": scale, "targets": verdicts,
               "versions": {p: _version(p) for p in ("torch", "autograd", "mygrad", "numba")}}  # fmt: skip
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{datetime.date.today().isoformat()}-{platform.node()}{'-quick' if args.quick else ''}"
+    stem = (f"{datetime.date.today().isoformat()}-{platform.node()}{'-quick' if args.quick else ''}"
+            f"{'-default-malloc' if args.malloc == 'default' else ''}")  # fmt: skip
     out = args.results_dir / f"{stem}.json"
     out.write_text(json.dumps(record, indent=1))
     print(f"\nresults written to {out}")

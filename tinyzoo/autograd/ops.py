@@ -165,6 +165,8 @@ def _host_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
 
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands of a binary op as Tensors on one device (never copied silently)."""
+    if type(b) is float and isinstance(a, Tensor) and isinstance(a.data, np.ndarray):  # x * 0.5: the commonest
+        return a, wrap(_host_scalar(b, a.data.dtype))
     if not isinstance(a, Tensor):
         a = as_tensor(a, b if isinstance(b, Tensor) else None, op=op)
     if not isinstance(b, Tensor):
