@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import functools
 import itertools
+import math
 import string
 from collections.abc import Sequence
 from typing import Any
@@ -540,7 +541,7 @@ def mean(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None)
     """Mean over `axis`."""
     x = as_tensor(x, op="mean")
     axes = _norm_axes(_axis(axis, dim), x.ndim, "mean")
-    count = int(np.prod([x.shape[a] for a in axes])) if x.ndim else 1
+    count = math.prod(x.shape[a] for a in axes)
     if count == 0:
         raise ShapeError(f"mean: cannot average over empty axes {axes} of a tensor of shape {x.shape}")
     return sum(x, axes, keepdims) / count
@@ -574,7 +575,7 @@ def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim
     """Variance over `axis` (NumPy's default ddof=0; torch.var uses ddof=1)."""
     x = as_tensor(x, op="var")
     axes = _norm_axes(_axis(axis, dim), x.ndim, "var")
-    count = int(np.prod([x.shape[a] for a in axes])) if x.ndim else 1
+    count = math.prod(x.shape[a] for a in axes)
     centred = x - mean(x, axes, keepdims=True)
     return sum(centred * centred, axes, keepdims) / builtins.max(count - ddof, 1)
 
@@ -725,10 +726,13 @@ def permute(x: Any, *axes: int) -> Tensor:
     """Reorder the axes."""
     x = as_tensor(x, op="permute")
     axes = _shape_arg(axes)
-    if sorted(a % builtins.max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+    order = [a % builtins.max(x.ndim, 1) for a in axes]
+    if sorted(order) != list(range(x.ndim)):
         raise ShapeError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
-    inverse = tuple(np.argsort([a % x.ndim for a in axes]))
-    return record_op("permute", x.data.transpose(axes), (x,), lambda g, _: (permute(g, inverse),))
+    inverse = [0] * x.ndim  # axis order[i] of x became axis i of out, so axis i of g goes back to order[i]
+    for i, a in enumerate(order):
+        inverse[a] = i
+    return record_op("permute", x.data.transpose(axes), (x,), lambda g, _: (permute(g, tuple(inverse)),))
 
 
 def transpose(x: Any, *axes: int) -> Tensor:
@@ -745,12 +749,10 @@ def transpose(x: Any, *axes: int) -> Tensor:
 
 
 def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
-    """Exchange two axes."""
+    """Exchange two axes (its own backward: the same swap)."""
     x = as_tensor(x, op="swapaxes")
-    order = list(range(x.ndim))
-    a, b = _norm_axes(axis1, x.ndim, "swapaxes")[0], _norm_axes(axis2, x.ndim, "swapaxes")[0]
-    order[a], order[b] = order[b], order[a]
-    return permute(x, tuple(order))
+    a, b = _norm_axes((axis1, axis2), x.ndim, "swapaxes")  # (sorted: a swap does not care)
+    return record_op("swapaxes", x.data.swapaxes(a, b), (x,), lambda g, _: (swapaxes(g, a, b),))
 
 
 def squeeze(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
