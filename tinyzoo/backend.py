@@ -143,7 +143,8 @@ def keep_freed_memory(largest_array: int = 32 << 20, keep: int = 1 << 30) -> boo
     A training step allocates its activations and gradients, and backward() frees them all at the end.
     By default glibc hands that memory back to the OS once more than a few MB lie free at the top of the
     heap, so the next step gets it again as fresh pages, each zeroed by the kernel on first touch: a
-    small GPT step here took 31,000 page faults, and as much system time as arithmetic. This serves
+    small GPT step here took ~24,000 page faults and 39 ms of system time beside 60 ms of arithmetic
+    (bench/bench_alloc.py). This serves
     arrays up to `largest_array` bytes from the heap and keeps up to `keep` bytes of it when freed, so the
     resident size stays at the step's peak instead (the trade every caching allocator makes).
     It changes malloc for the whole process, so tinyzoo never calls it on import; the examples'
