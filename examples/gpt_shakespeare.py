@@ -18,7 +18,7 @@ of every window, each window read from scratch); the script says which wins. End
 from each model (temperature, and top-k for GPT).
 
 The defaults are sized for a CPU: 2400 steps of 16 windows of 128 characters (about 4.9 M training
-characters, ~7 minutes for both models on one thread). They came out of two sweeps at that budget,
+characters, ~5 minutes for both models on one thread). They came out of two sweeps at that budget,
 each model trained alone on the default batches and scored on the 512 validation windows
 (differences below ~0.02 bpc are within run-to-run noise). The first, with 32 windows of 64 characters:
 
