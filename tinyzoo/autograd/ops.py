@@ -729,10 +729,11 @@ def permute(x: Any, *axes: int) -> Tensor:
     order = [a % builtins.max(x.ndim, 1) for a in axes]
     if sorted(order) != list(range(x.ndim)):
         raise ShapeError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
-    inverse = [0] * x.ndim  # axis order[i] of x became axis i of out, so g's axis i goes back to axis order[i]
+    back = [0] * x.ndim  # axis order[i] of x became axis i of out, so g's axis i goes back to axis order[i]
     for i, a in enumerate(order):
-        inverse[a] = i
-    return record_op("permute", x.data.transpose(axes), (x,), lambda g, _: (permute(g, tuple(inverse)),))
+        back[a] = i
+    inverse = tuple(back)
+    return record_op("permute", x.data.transpose(axes), (x,), lambda g, _: (permute(g, inverse),))
 
 
 def transpose(x: Any, *axes: int) -> Tensor:
