@@ -21,6 +21,16 @@ def test_progress_bar_is_quiet_off_a_terminal_but_prints_a_summary():
     assert text.count("\n") == 1 and "10/10" in text and "loss 0.5" in text
 
 
+def test_progress_bar_off_a_terminal_logs_a_line_per_interval():
+    stream = io.StringIO()
+    with ProgressBar(4, "train", stream=stream, log_every_s=0.0) as bar:
+        for step in range(4):
+            bar.update(loss=float(step))
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]  # 3 progress lines, 1 summary
+    assert "loss 2" in lines[2] and "loss 3" in lines[3]
+
+
 def test_metrics_log_round_trips_jsonl_and_csv(tmp_path):
     for name in ("run.jsonl", "run.csv"):
         log = MetricsLog(tmp_path / name)

@@ -1,4 +1,4 @@
-"""A small progress bar: steps, rate, ETA and running metrics; silent apart from a summary off a terminal."""
+"""A small progress bar: steps, rate, ETA and running metrics; off a terminal, one line a minute and a summary."""
 
 from __future__ import annotations
 
@@ -19,17 +19,25 @@ def _format_metrics(metrics: dict[str, Any]) -> str:
 
 
 class ProgressBar:
-    """`with ProgressBar(total, "train") as bar: bar.update(loss=0.3)` — redraws at most 10 times a second."""
+    """`with ProgressBar(total, "train") as bar: bar.update(loss=0.3)`.
 
-    def __init__(self, total: int, desc: str = "", stream: TextIO | None = None, width: int = 28) -> None:
+    On a terminal the bar redraws in place at most 10 times a second. Elsewhere (a log file, CI, nohup)
+    it writes the same line as a plain line every `log_every_s` seconds, so a long run shows progress
+    without filling the log, and one summary line at the end.
+    """
+
+    def __init__(
+        self, total: int, desc: str = "", stream: TextIO | None = None, width: int = 28, log_every_s: float = 60.0
+    ) -> None:
         self.total = max(int(total), 1)
         self.desc = desc
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self.log_every_s = log_every_s
         self.count = 0
         self.metrics: dict[str, Any] = {}
         self.start = time.perf_counter()
-        self._last_draw = 0.0
+        self._last_draw = self.start
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def update(self, steps: int = 1, **metrics: Any) -> None:
@@ -40,6 +48,10 @@ class ProgressBar:
         if self.interactive and (now - self._last_draw > 0.1 or self.count >= self.total):
             self._last_draw = now
             self.stream.write("\r" + self.line())
+            self.stream.flush()
+        elif not self.interactive and now - self._last_draw >= self.log_every_s and self.count < self.total:
+            self._last_draw = now  # (the last step is left to close()'s summary line)
+            self.stream.write(self.line() + "\n")
             self.stream.flush()
 
     def line(self) -> str:
