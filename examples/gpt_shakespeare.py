@@ -65,11 +65,10 @@ was not tried). Four times the training characters per run, by 4× the windows p
 steps, helps both models: the GPT by 0.076 / 0.083 bpc and the LSTM by 0.059 / 0.048, so the LSTM's
 lead shrinks from 0.140 to 0.123 / 0.105 bpc; at 8× the GPT gains again (2.347) while the LSTM does
 not (2.263, after 2.244 / 2.255 at 4×), and the lead is 0.084 bpc, but the LSTM still wins every
-run. At 16× both models overfit the ~1 M training characters (training bpc 1.69 / 1.67)
-and the GPT falls back to 2.428 against the LSTM's 2.347, so more of the same budget does not close
-the gap. With the defaults the
-LSTM is ahead on the training text as well (1.97 vs 2.12 bpc), and the GPT spends its first few
-hundred steps near 3 bpc, while the LSTM is at 2.4 after 400 steps. Likely reason: at ~240 k
+run. At 16× both models overfit the ~1 M training characters (training bpc 1.69 / 1.67) and the
+GPT falls back to 2.428 against the LSTM's 2.347, so more of the same budget does not close the gap.
+With the defaults the LSTM is ahead on the training text as well (1.97 vs 2.12 bpc), and the GPT
+spends its first few hundred steps near 3 bpc, while the LSTM is at 2.4 after 400 steps. Likely reason: at ~240 k
 parameters and a few million characters, a recurrent model reads the characters in order for free,
 while attention over learned absolute positions must first learn where the previous few characters are.
 """

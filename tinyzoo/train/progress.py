@@ -45,14 +45,17 @@ class ProgressBar:
         self.count += steps
         self.metrics.update(metrics)
         now = time.perf_counter()
-        if self.interactive and (now - self._last_draw > 0.1 or self.count >= self.total):
-            self._last_draw = now
-            self.stream.write("\r" + self.line())
-            self.stream.flush()
-        elif not self.interactive and now - self._last_draw >= self.log_every_s and self.count < self.total:
-            self._last_draw = now  # (the last step is left to close()'s summary line)
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
+        since = now - self._last_draw
+        if self.interactive:
+            if since > 0.1 or self.count >= self.total:
+                self._draw("\r" + self.line(), now)
+        elif since >= self.log_every_s and self.count < self.total:  # (the last step is close()'s summary)
+            self._draw(self.line() + "\n", now)
+
+    def _draw(self, text: str, now: float) -> None:
+        self._last_draw = now
+        self.stream.write(text)
+        self.stream.flush()
 
     def line(self) -> str:
         """The bar as one line of text."""
