@@ -32,7 +32,7 @@ def einsum_norm(x, w, lib):
 def moments(x, w, lib):
     """Population variance times sample std."""
     if lib is tz:
-        return (tz.var(x, axis=0) * tz.std(w, axis=1, ddof=1)[:2].sum()).sum()
+        return (tz.var(x, axis=0, ddof=0) * tz.std(w, axis=1)[:2].sum()).sum()
     return (torch.var(x, dim=0, unbiased=False) * torch.std(w, dim=1)[:2].sum()).sum()
 
 

@@ -161,7 +161,7 @@ def test_first_steps_by_hand():
 
 def test_param_groups_use_their_own_hyperparameters():
     a, b = make_params(initial_arrays())
-    a0, b0 = a.numpy(), b.numpy()
+    a0, b0 = a.numpy().copy(), b.numpy().copy()
     opt = SGD([{"params": [a]}, {"params": b, "lr": 0.01, "momentum": 0.0}], lr=0.1, momentum=0.9)
     assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0.9
     assert opt.param_groups[1]["lr"] == 0.01 and opt.param_groups[1]["momentum"] == 0.0
@@ -255,7 +255,7 @@ def test_state_dict_resumes_bit_identically(cls, kwargs):
     opt = optimizer_for(params)
     run(opt, params, range(3))
     saved = opt.state_dict()
-    saved_values = [p.numpy() for p in params]
+    saved_values = [p.numpy().copy() for p in params]
     continued = run(opt, params, range(3, 5))
     assert not np.array_equal(saved_values[0], continued[0])
 

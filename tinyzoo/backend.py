@@ -10,6 +10,7 @@ CuPy is imported the first time a GPU is asked for, never at `import tinyzoo`.
 from __future__ import annotations
 
 import ctypes
+import math
 import platform
 import sys
 import types
@@ -154,3 +155,12 @@ def keep_freed_memory(largest_array: int = 32 << 20, keep: int = 1 << 30) -> boo
         return False
     mallopt = ctypes.CDLL(None).mallopt
     return bool(mallopt(_M_MMAP_THRESHOLD, largest_array)) and bool(mallopt(_M_TRIM_THRESHOLD, keep))
+
+
+def erf(array: Any) -> Any:
+    """The error function, elementwise (math.erf on the host, cupyx.scipy.special.erf on a GPU)."""
+    if isinstance(array, np.ndarray):
+        return np.asarray(np.frompyfunc(math.erf, 1, 1)(array), dtype=array.dtype)
+    from cupyx.scipy.special import erf as cupy_erf
+
+    return cupy_erf(array)

@@ -26,8 +26,43 @@ def manual_seed(seed: int) -> None:
     _gpu.clear()
 
 
-def generator(device: str = "cpu") -> Any:
-    """The generator for `device`: numpy.random.Generator on CPU, a CuPy generator on a GPU."""
+class Generator:
+    """A random stream of its own, as torch.Generator: `Generator().manual_seed(3)`, then pass it as
+    `generator=` to any random function (randn, rand, randint, randperm, multinomial, dropout, ...)."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = backend.normalize_device(device)
+        self.manual_seed(_DEFAULT_SEED)
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Restart the stream from `seed`; returns the generator, as PyTorch's does."""
+        self._seed = int(seed)
+        xp = np if self.device == "cpu" else backend.array_module(self.device)
+        self.bit_stream = xp.random.default_rng(self._seed)
+        return self
+
+    def initial_seed(self) -> int:
+        """The seed the stream last started from."""
+        return self._seed
+
+    def get_state(self) -> dict:
+        """The stream's state (CPU), for checkpoints."""
+        return {"seed": self._seed, "state": self.bit_stream.bit_generator.state}
+
+    def set_state(self, state: dict) -> Generator:
+        """Restore a state from get_state()."""
+        self._seed = int(state["seed"])
+        self.bit_stream.bit_generator.state = state["state"]
+        return self
+
+
+def generator(device: str = "cpu", chosen: Generator | None = None) -> Any:
+    """The generator to draw from: `chosen`'s stream when given (a `Generator`), else tinyzoo's global
+    one for `device` (numpy.random.Generator on CPU, a CuPy generator on a GPU)."""
+    if chosen is not None:
+        if not isinstance(chosen, Generator):
+            raise TypeError(f"generator= takes a tinyzoo.Generator, got {type(chosen).__name__}")
+        return chosen.bit_stream
     device = backend.normalize_device(device)
     if device == "cpu":
         return _cpu

@@ -54,7 +54,7 @@ def _initial_grad(output: Tensor, grad: Any) -> Tensor:
                 f"backward() on a tensor of shape {output.shape} needs `grad` of the same shape "
                 "(or reduce the output to a scalar first, e.g. loss.sum())"
             )
-        return Tensor(xp_of(output.data).ones_like(output.data))
+        return Tensor(xp_of(output._data).ones_like(output._data))
     grad = grad if isinstance(grad, Tensor) else Tensor(as_array(grad, dtype=output.dtype))
     if grad.shape != output.shape:
         raise ShapeError(f"backward(): grad has shape {grad.shape} but the output has shape {output.shape}")
@@ -126,6 +126,8 @@ class _BackwardWalk:
             node = tensor._node
             if node.inputs is None:  # node.freed, without a property call per node
                 raise _freed_error(node.name)
+            if MODE.last_inplace > node.sequence:  # something changed in place since this op ran
+                _check_unchanged(node, tensor)
             self._send_back(node, self._take_gradient(tensor), tensor, anomaly)
             if not retain_graph:
                 node.free()
@@ -155,13 +157,13 @@ class _BackwardWalk:
         for inp, input_grad in zip(node.inputs, input_grads):
             if input_grad is None or not inp.requires_grad:
                 continue
-            if input_grad.shape != inp.data.shape:  # (an IndexedGrad has the full shape, not its data's)
+            if input_grad.shape != inp._data.shape:  # (an IndexedGrad has the full shape, not its data's)
                 raise ShapeError(
                     f"backward of '{node.name}' returned a gradient of shape {input_grad.shape} "
                     f"for an input of shape {inp.shape} (a bug in that op's backward)"
                 )
             if anomaly:
-                check_finite(node.name, input_grad.data, "backward", node)
+                check_finite(node.name, input_grad._data, "backward", node)
             self.send(inp, input_grad)
 
     def _add_pending(self, key: int, grad: Any) -> None:
@@ -175,15 +177,15 @@ class _BackwardWalk:
         previous = pending.get(key)
         if isinstance(grad, IndexedGrad):  # (only made when the backward pass is not recorded)
             if key not in owned:
-                xp = xp_of(grad.data)
-                buffer = xp.zeros(grad.shape, dtype=grad.dtype) if previous is None else previous.data.copy()
+                xp = xp_of(grad._data)
+                buffer = xp.zeros(grad.shape, dtype=grad.dtype) if previous is None else previous._data.copy()
                 previous = pending[key] = Tensor(buffer)
                 owned.add(key)
-            grad.add_into(previous.data)
+            grad.add_into(previous._data)
         elif self.create_graph:  # every sum must stay on the tape
             pending[key] = previous + grad
         elif key in owned:
-            previous.data += grad.data
+            previous._data += grad._data
         else:
             pending[key] = previous + grad
             owned.add(key)
@@ -196,14 +198,25 @@ class _BackwardWalk:
         are copied; in-place edits of one `.grad` (clipping, scaling) then never touch another's.
         """
         if not self.create_graph:
-            array = grad.data
+            array = grad._data
             writable = getattr(array.flags, "writeable", True)
             grad = Tensor(array.copy() if id(array) in self.handed_out or not writable else array)
         if leaf.grad is None:
-            self.handed_out.add(id(grad.data))
+            self.handed_out.add(id(grad._data))
             leaf.grad = grad
         else:
             leaf.grad = leaf.grad + grad
+
+
+def _check_unchanged(node: Any, out: Tensor) -> None:
+    """Raise when an input or the output of `node` was changed in place after its op ran (as PyTorch does)."""
+    for role, tensor in [*((f"input {i}", t) for i, t in enumerate(node.inputs)), ("output", out)]:
+        if tensor.changed_since(node.sequence):
+            raise GraphError(
+                f"backward of '{node.name}': its {role} (shape {tensor.shape}, dtype {tensor.dtype}) was modified "
+                "by an in-place operation after the op ran, so the gradient would be wrong; change a copy "
+                "(x.clone()) instead, or make the change before the op"
+            )
 
 
 def _freed_error(op: str) -> GraphError:

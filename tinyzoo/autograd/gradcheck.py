@@ -67,7 +67,7 @@ def gradcheck(
     analytic = autograd_grad(_projected(fn, inputs, weights), targets, allow_unused=True)
     for position, (t, grad) in enumerate(zip(targets, analytic)):
         numeric = _numeric_grad(fn, inputs, t, weights, eps)
-        got = np.zeros(t.shape) if grad is None else backend.to_host(grad.data)
+        got = np.zeros(t.shape) if grad is None else backend.to_host(grad._data)
         _compare(position, t.shape, got, numeric, atol, rtol)
     return True
 
@@ -76,7 +76,7 @@ def _numeric_grad(
     fn: Callable[..., Tensor], inputs: Sequence[Tensor], target: Tensor, weights: np.ndarray | None, eps: float
 ) -> np.ndarray:
     """Central differences of the projected output with respect to every element of `target`."""
-    array = target.data  # nudged in place, element by element (any memory layout)
+    array = target._data  # nudged in place, element by element (any memory layout)
     numeric = np.zeros(target.shape)
     with no_grad():
         for index in np.ndindex(target.shape):

@@ -2,7 +2,7 @@
 the backward rule as a small function of (grad, out) written with tinyzoo ops.
 
 Conventions
-- Arrays are handled through `xp = xp_of(x.data)`, so every op runs on NumPy and CuPy alike.
+- Arrays are handled through `xp = xp_of(x._data)`, so every op runs on NumPy and CuPy alike.
 - Binary ops broadcast like NumPy; `_grad_to(grad, x)` sums a broadcast gradient back to x's shape
   (and dtype). It is the only place that undoes broadcasting.
 - A backward rule returns None for inputs that do not require a gradient, so no work is wasted.
@@ -15,32 +15,42 @@ import builtins
 import functools
 import itertools
 import math
+import operator
 import string
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from tinyzoo import dtypes
 from tinyzoo.autograd.tensor import (
     IndexedGrad,
     Tensor,
     as_array,
     index_error,
     is_grad_enabled,
+    no_grad,
     record_op,
     tensor_index,
     wrap,
 )
+from tinyzoo.backend import erf, xp_of
 from tinyzoo.backend import scatter_add as _scatter_add_arrays
-from tinyzoo.backend import xp_of
-from tinyzoo.errors import DeviceError, DTypeError, IndexRangeError, ShapeError
+from tinyzoo.errors import DeviceError, DTypeError, GraphError, IndexRangeError, ShapeError
 
 Axis = int | Sequence[int] | None
 _FLOAT32 = np.dtype(np.float32)
 
 __all__ = [
+    "ValuesIndices",
     "abs",
     "add",
+    "add_",
+    "all",
+    "allclose",
+    "amax",
+    "amin",
+    "any",
     "argmax",
     "argmin",
     "as_tensor",
@@ -49,17 +59,26 @@ __all__ = [
     "cat",
     "chunk",
     "clamp",
+    "clamp_",
+    "clip",
+    "clone",
     "concat",
+    "contiguous",
+    "copy_",
     "cos",
     "cumprod",
     "cumsum",
+    "diagonal",
     "div",
+    "div_",
     "einsum",
     "elu",
     "eq",
+    "equal",
     "exp",
     "expand",
     "expand_dims",
+    "fill_",
     "flatten",
     "flip",
     "gather",
@@ -68,15 +87,19 @@ __all__ = [
     "getitem",
     "gt",
     "index_add",
+    "index_put",
     "index_select",
     "le",
     "leaky_relu",
     "log",
     "log1p",
+    "log2",
+    "log10",
     "log_softmax",
     "logsumexp",
     "lt",
     "masked_fill",
+    "masked_fill_",
     "matmul",
     "max",
     "maximum",
@@ -84,6 +107,7 @@ __all__ = [
     "min",
     "minimum",
     "mul",
+    "mul_",
     "ne",
     "neg",
     "norm",
@@ -91,11 +115,14 @@ __all__ = [
     "pad",
     "permute",
     "pow",
+    "pow_",
     "prod",
     "relu",
     "repeat",
+    "repeat_interleave",
     "reshape",
     "scatter_add",
+    "setitem",
     "sigmoid",
     "sin",
     "softmax",
@@ -106,6 +133,7 @@ __all__ = [
     "stack",
     "std",
     "sub",
+    "sub_",
     "sum",
     "sum_to_shape",
     "swapaxes",
@@ -118,6 +146,7 @@ __all__ = [
     "var",
     "view",
     "where",
+    "zero_",
 ]
 
 
@@ -125,29 +154,28 @@ __all__ = [
 # Helpers shared by the ops
 # =================================================================================================
 def as_tensor(value: Any, like: Tensor | None = None, op: str | None = None) -> Tensor:
-    """A Tensor for `value`; Python numbers take the dtype and device of `like` (as torch scalars do).
+    """The one public coercion to a Tensor: Tensors pass through, Python numbers beside a tensor `like`
+    take the dtype PyTorch's promotion gives them and like's device, anything else goes through `as_array`.
 
     `op` names the calling op in the error raised for data that is not a real number array.
     """
     if isinstance(value, Tensor):
         return value
     if like is not None and isinstance(value, (bool, int, float)):
-        array = like.data
+        array = like._data
         if isinstance(array, np.ndarray):
             return wrap(_host_scalar(value, array.dtype))
-        return Tensor(xp_of(array).asarray(value, dtype=_scalar_dtype(value, array.dtype)))
+        return wrap(xp_of(array).asarray(value, dtype=_scalar_dtype(value, array.dtype)))
     try:
         return Tensor(as_array(value))
-    except (DTypeError, ValueError, TypeError) as exc:
+    except DTypeError as exc:
         raise DTypeError(f"{op or 'tensor'}: {exc}") from None
 
 
 def _scalar_dtype(value: bool | int | float, like: np.dtype) -> np.dtype:
-    """The dtype a Python number takes beside an array of dtype `like`: like's, or float32 for a float
-    beside integers (int tensor * 0.5 is a float32 tensor, as in torch)."""
-    if like.kind == "f" or (isinstance(value, int) and like.kind in "iub"):
-        return like
-    return _FLOAT32
+    """The dtype a Python number takes beside a tensor of dtype `like` (PyTorch's rule: like's dtype
+    unless the number's category is higher — int tensor * 0.5 is float32, bool tensor + 1 is int64)."""
+    return dtypes.result_type((like, 1), (dtypes.scalar_dtype(value), None))
 
 
 @functools.lru_cache(maxsize=256, typed=True)
@@ -166,17 +194,35 @@ def _host_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
 
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands of a binary op as Tensors on one device (never copied silently)."""
-    if type(b) is float and isinstance(a, Tensor) and isinstance(a.data, np.ndarray):  # x * 0.5: the commonest
-        return a, wrap(_host_scalar(b, a.data.dtype))
+    if type(b) is float and isinstance(a, Tensor) and isinstance(a._data, np.ndarray):  # x * 0.5: the commonest
+        return a, wrap(_host_scalar(b, a._data.dtype))
     if not isinstance(a, Tensor):
         a = as_tensor(a, b if isinstance(b, Tensor) else None, op=op)
     if not isinstance(b, Tensor):
         b = as_tensor(b, a, op=op)
-    if type(a.data) is not type(b.data) or (not isinstance(a.data, np.ndarray) and a.device != b.device):
+    if type(a._data) is not type(b._data) or (not isinstance(a._data, np.ndarray) and a.device != b.device):
         raise DeviceError(
             f"{op}: operands are on different devices ({a.device} and {b.device}); move one with .to(device)"
         )
     return a, b
+
+
+def _promoted(a: Tensor, b: Tensor) -> tuple[Any, Any]:
+    """The two operands' arrays in the dtype PyTorch's promotion gives their result (see tinyzoo.dtypes)."""
+    x, y = a._data, b._data
+    if x.dtype == y.dtype:
+        return x, y
+    dtype = dtypes.result_type((x.dtype, x.ndim), (y.dtype, y.ndim))
+    return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+
+
+def _binary(op: str, a: Any, b: Any, compute: Callable[[Any, Any], Any]) -> tuple[Tensor, Tensor, Any]:
+    """The frame every binary op shares: operands on one device, promoted, `compute` run, shape errors named."""
+    a, b = _pair(op, a, b)
+    try:
+        return a, b, compute(*_promoted(a, b))
+    except ValueError:
+        raise _broadcast_error(op, a, b) from None
 
 
 def _broadcast_error(op: str, *tensors: Tensor) -> ShapeError:
@@ -184,13 +230,18 @@ def _broadcast_error(op: str, *tensors: Tensor) -> ShapeError:
     return ShapeError(f"{op}: shapes {shapes} cannot be broadcast together")
 
 
-def _axis(axis: Axis, dim: Axis) -> Axis:
+def _axis(axis: Axis, dim: Axis, op: str = "op") -> Axis:
     """Accept NumPy's axis= and PyTorch's dim= (one of them)."""
     if dim is not None:
         if axis is not None:
-            raise TypeError("pass either axis= or dim=, not both")
+            raise TypeError(f"{op}: pass either axis= or dim=, not both")
         return dim
     return axis
+
+
+def _keep(keepdims: bool, keepdim: bool | None) -> bool:
+    """Accept NumPy's keepdims= and PyTorch's keepdim= alike."""
+    return keepdims if keepdim is None else keepdim
 
 
 def _axis_or_last(axis: int | None, dim: int | None) -> int:
@@ -200,7 +251,10 @@ def _axis_or_last(axis: int | None, dim: int | None) -> int:
 
 
 def _norm_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
-    """Axis argument as a sorted tuple of non-negative axes (None = all)."""
+    """Axis argument as a sorted tuple of non-negative axes (None = all).
+
+    A 0-d tensor accepts axis 0 and -1 as PyTorch does; they name no axis, so the result is ().
+    """
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -208,20 +262,32 @@ def _norm_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     for a in axes:
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise ShapeError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(int(a) % builtins.max(ndim, 1))
+        if ndim:
+            out.append(int(a) % ndim)
     return tuple(sorted(out))
+
+
+def _one_axis(axis: int, ndim: int, op: str) -> int | None:
+    """One axis as a non-negative int; None for a 0-d tensor (whose only 'axis' is 0 or -1)."""
+    axes = _norm_axes(axis, ndim, op)
+    return axes[0] if axes else None
 
 
 def _grad_to(grad: Tensor, x: Tensor) -> Tensor | None:
     """The gradient for input x: None if x needs none, else `grad` summed back to x's shape and dtype."""
     if not x.requires_grad:
         return None
-    array, target = grad.data, x.data  # (the arrays' own attributes: this runs for every input of every op)
+    array, target = grad._data, x._data  # (the arrays' own attributes: this runs for every input of every op)
     if array.shape != target.shape:
         grad = sum_to_shape(grad, target.shape)
     if array.dtype != target.dtype:
         grad = astype(grad, target.dtype)
     return grad
+
+
+def _grad_for(x: Tensor, make: Callable[[], Tensor]) -> Tensor | None:
+    """The one guard of the backward rules: build x's gradient only when x needs one, then fit it to x."""
+    return _grad_to(make(), x) if x.requires_grad else None
 
 
 def sum_to_shape(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -240,136 +306,112 @@ def _expand_reduced(grad: Tensor, shape: tuple[int, ...], axes: tuple[int, ...],
 
 
 def _float_input(op: str, x: Any) -> Tensor:
-    """x as a Tensor; integer tensors are accepted but give no gradient."""
-    return x if isinstance(x, Tensor) else as_tensor(x, op=op)
+    """x as a Tensor for an op defined on real numbers: integer and bool tensors become the default
+    float dtype first (float32), as PyTorch's exp(int_tensor) does."""
+    x = as_tensor(x, op=op)
+    if x._data.dtype.kind in "biu":
+        return wrap(x._data.astype(dtypes.DEFAULT_FLOAT))
+    return x
 
 
 def _constant(array: Any) -> Tensor:
-    """A tensor that is never differentiated (masks, indices)."""
-    return Tensor(array)
+    """A tensor that is never differentiated (masks, indices); NumPy's 0-d scalars become 0-d arrays."""
+    return wrap(np.asarray(array) if isinstance(array, np.generic) else array)
+
+
+def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
+    """The shape left after reducing `axes` of `shape`."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape) if keepdims or i not in axes)
 
 
 # =================================================================================================
 # Elementwise binary ops
 # =================================================================================================
-def add(a: Any, b: Any) -> Tensor:
-    """a + b, broadcasting."""
-    a, b = _pair("add", a, b)
-    try:
-        out = a.data + b.data
-    except ValueError:
-        raise _broadcast_error("add", a, b) from None
+def add(a: Any, b: Any, *, alpha: float = 1) -> Tensor:
+    """a + alpha * b, broadcasting (alpha as in torch.add)."""
+    if alpha != 1:
+        return add(a, mul(b, alpha))
+    a, b, out = _binary("add", a, b, operator.add)
     return record_op("add", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_to(g, b)))
 
 
-def sub(a: Any, b: Any) -> Tensor:
-    """a - b, broadcasting."""
-    a, b = _pair("sub", a, b)
-    try:
-        out = a.data - b.data
-    except ValueError:
-        raise _broadcast_error("sub", a, b) from None
-    return record_op("sub", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_to(-g, b) if b.requires_grad else None))
+def sub(a: Any, b: Any, *, alpha: float = 1) -> Tensor:
+    """a - alpha * b, broadcasting."""
+    if alpha != 1:
+        return sub(a, mul(b, alpha))
+    a, b, out = _binary("sub", a, b, operator.sub)
+    return record_op("sub", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_for(b, lambda: -g)))
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b, broadcasting."""
-    a, b = _pair("mul", a, b)
-    try:
-        out = a.data * b.data
-    except ValueError:
-        raise _broadcast_error("mul", a, b) from None
-
-    def backward(g: Tensor, _: Tensor) -> tuple:
-        return (_grad_to(g * b, a) if a.requires_grad else None, _grad_to(g * a, b) if b.requires_grad else None)
-
-    return record_op("mul", out, (a, b), backward)
+    a, b, out = _binary("mul", a, b, operator.mul)
+    return record_op("mul", out, (a, b), lambda g, _: (_grad_for(a, lambda: g * b), _grad_for(b, lambda: g * a)))
 
 
 def div(a: Any, b: Any) -> Tensor:
-    """a / b, broadcasting."""
+    """a / b, broadcasting; true division, so integers give the default float dtype (float32)."""
     a, b = _pair("div", a, b)
-    try:
-        out = a.data / b.data
-    except ValueError:
-        raise _broadcast_error("div", a, b) from None
+    if a._data.dtype.kind in "biu" and b._data.dtype.kind in "biu":
+        a, b = astype(a, dtypes.DEFAULT_FLOAT), astype(b, dtypes.DEFAULT_FLOAT)
+    a, b, out = _binary("div", a, b, operator.truediv)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        return (
-            _grad_to(g / b, a) if a.requires_grad else None,
-            _grad_to(-g * out / b, b) if b.requires_grad else None,
-        )
+        return _grad_for(a, lambda: g / b), _grad_for(b, lambda: -g * out / b)
 
     return record_op("div", out, (a, b), backward)
 
 
 def pow(a: Any, b: Any) -> Tensor:
     """a ** b, broadcasting; the gradient for b needs a > 0."""
-    a, b = _pair("pow", a, b)
-    try:
-        out = a.data**b.data
-    except ValueError:
-        raise _broadcast_error("pow", a, b) from None
+    a, b, out = _binary("pow", a, b, operator.pow)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        grad_a = _grad_to(g * b * a ** (b - 1), a) if a.requires_grad else None
-        grad_b = _grad_to(g * out * log(a), b) if b.requires_grad else None
-        return grad_a, grad_b
+        return _grad_for(a, lambda: g * b * a ** (b - 1)), _grad_for(b, lambda: g * out * log(a))
 
     return record_op("pow", out, (a, b), backward)
 
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise max; at ties the gradient goes to a."""
-    a, b = _pair("maximum", a, b)
-    try:
-        out = xp_of(a.data).maximum(a.data, b.data)
-        a_wins = a.data >= b.data
-    except ValueError:
-        raise _broadcast_error("maximum", a, b) from None
+    a, b, (out, a_wins) = _binary("maximum", a, b, lambda x, y: (xp_of(x).maximum(x, y), x >= y))
     return record_op("maximum", out, (a, b), _select_backward(a, b, a_wins))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise min; at ties the gradient goes to a."""
-    a, b = _pair("minimum", a, b)
-    try:
-        out = xp_of(a.data).minimum(a.data, b.data)
-        a_wins = a.data <= b.data
-    except ValueError:
-        raise _broadcast_error("minimum", a, b) from None
+    a, b, (out, a_wins) = _binary("minimum", a, b, lambda x, y: (xp_of(x).minimum(x, y), x <= y))
     return record_op("minimum", out, (a, b), _select_backward(a, b, a_wins))
 
 
 def _select_backward(a: Tensor, b: Tensor, a_wins: Any):
     """Backward of an op that picks a where `a_wins`, else b (maximum, minimum, where)."""
     take_a, take_b = _constant(a_wins), _constant(~a_wins)
-
-    def backward(g: Tensor, _: Tensor) -> tuple:
-        grad_a = _grad_to(g * take_a, a) if a.requires_grad else None
-        grad_b = _grad_to(g * take_b, b) if b.requires_grad else None
-        return grad_a, grad_b
-
-    return backward
+    return lambda g, _: (_grad_for(a, lambda: g * take_a), _grad_for(b, lambda: g * take_b))
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """a where condition is true, else b (all three broadcast)."""
     a, b = _pair("where", a, b)
-    cond = condition.data if isinstance(condition, Tensor) else as_array(condition)
+    cond = condition._data if isinstance(condition, Tensor) else as_array(condition)
     cond = cond.astype(bool, copy=False)
+    xp = xp_of(a._data)
     try:
-        out = xp_of(a.data).where(cond, a.data, b.data)
-        cond = xp_of(a.data).broadcast_to(cond, out.shape)
+        x, y = _promoted(a, b)
+        out = xp.where(cond, x, y)
+        cond = xp.broadcast_to(cond, out.shape)
     except ValueError:
         raise _broadcast_error("where", _constant(cond), a, b) from None
     return record_op("where", out, (a, b), _select_backward(a, b, cond))
 
 
-def masked_fill(x: Any, mask: Any, value: float) -> Tensor:
-    """x with `value` written where mask is true (mask broadcasts against x)."""
+def masked_fill(x: Any, mask: Any, value: Any) -> Tensor:
+    """x with `value` written where mask is true (mask broadcasts against x; value a number or 0-d tensor)."""
     x = as_tensor(x, op="masked_fill")
-    return where(mask, as_tensor(value, x, op="masked_fill"), x)
+    value = as_tensor(value, x, op="masked_fill")
+    if value.ndim != 0:
+        raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+    return where(mask, astype(value, x.dtype), x)
 
 
 # =================================================================================================
@@ -377,57 +419,67 @@ def masked_fill(x: Any, mask: Any, value: float) -> Tensor:
 # =================================================================================================
 def neg(x: Any) -> Tensor:
     """-x."""
-    x = _float_input("neg", x)
-    return record_op("neg", -x.data, (x,), lambda g, _: (-g,))
+    x = as_tensor(x, op="neg")
+    return record_op("neg", -x._data, (x,), lambda g, _: (-g,))
 
 
 def exp(x: Any) -> Tensor:
     """e ** x."""
     x = _float_input("exp", x)
-    return record_op("exp", xp_of(x.data).exp(x.data), (x,), lambda g, out: (g * out,))
+    return record_op("exp", xp_of(x._data).exp(x._data), (x,), lambda g, out: (g * out,))
 
 
 def log(x: Any) -> Tensor:
     """Natural logarithm."""
     x = _float_input("log", x)
-    return record_op("log", xp_of(x.data).log(x.data), (x,), lambda g, _: (g / x,))
+    return record_op("log", xp_of(x._data).log(x._data), (x,), lambda g, _: (g / x,))
 
 
 def log1p(x: Any) -> Tensor:
     """log(1 + x), accurate for small x."""
     x = _float_input("log1p", x)
-    return record_op("log1p", xp_of(x.data).log1p(x.data), (x,), lambda g, _: (g / (x + 1),))
+    return record_op("log1p", xp_of(x._data).log1p(x._data), (x,), lambda g, _: (g / (x + 1),))
+
+
+def log2(x: Any) -> Tensor:
+    """Base-2 logarithm."""
+    return log(x) * (1 / math.log(2))
+
+
+def log10(x: Any) -> Tensor:
+    """Base-10 logarithm."""
+    return log(x) * (1 / math.log(10))
 
 
 def sqrt(x: Any) -> Tensor:
     """Square root."""
     x = _float_input("sqrt", x)
-    return record_op("sqrt", xp_of(x.data).sqrt(x.data), (x,), lambda g, out: (g * 0.5 / out,))
+    return record_op("sqrt", xp_of(x._data).sqrt(x._data), (x,), lambda g, out: (g * 0.5 / out,))
 
 
 def abs(x: Any) -> Tensor:
     """|x|; the gradient at 0 is 0."""
-    x = _float_input("abs", x)
-    sign = _constant(xp_of(x.data).sign(x.data))
-    return record_op("abs", xp_of(x.data).abs(x.data), (x,), lambda g, _: (g * sign,))
+    x = as_tensor(x, op="abs")
+    sign = _constant(xp_of(x._data).sign(x._data))
+    return record_op("abs", xp_of(x._data).abs(x._data), (x,), lambda g, _: (g * sign,))
 
 
 def sin(x: Any) -> Tensor:
     """Sine."""
     x = _float_input("sin", x)
-    return record_op("sin", xp_of(x.data).sin(x.data), (x,), lambda g, _: (g * cos(x),))
+    return record_op("sin", xp_of(x._data).sin(x._data), (x,), lambda g, _: (g * cos(x),))
 
 
 def cos(x: Any) -> Tensor:
     """Cosine."""
     x = _float_input("cos", x)
-    return record_op("cos", xp_of(x.data).cos(x.data), (x,), lambda g, _: (-g * sin(x),))
+    return record_op("cos", xp_of(x._data).cos(x._data), (x,), lambda g, _: (-g * sin(x),))
 
 
 def tanh(x: Any) -> Tensor:
     """Hyperbolic tangent."""
     x = _float_input("tanh", x)
-    return record_op("tanh", xp_of(x.data).tanh(x.data), (x,), lambda g, out: (_tanh_backward(g, out),))
+    return record_op("tanh", xp_of(x._data).tanh(x._data), (x,), lambda g, out: (_tanh_backward(g, out),))
 
 
 def _tanh_backward(g: Tensor, out: Tensor) -> Tensor:
@@ -435,45 +487,45 @@ def _tanh_backward(g: Tensor, out: Tensor) -> Tensor:
 
     Its own backward (for second derivatives): ∂/∂g = 1 − out², ∂/∂out = −2 g out.
     """
-    return record_op("tanh_backward", g.data * (1 - out.data * out.data), (g, out),
+    return record_op("tanh_backward", g._data * (1 - out._data * out._data), (g, out),
                      lambda gg, _: (gg * (1 - out * out), -2 * gg * g * out))  # fmt: skip
 
 
 def sigmoid(x: Any) -> Tensor:
     """1 / (1 + e^-x), computed without overflow for large |x|."""
     x = _float_input("sigmoid", x)
-    xp = xp_of(x.data)
-    z = xp.exp(-xp.abs(x.data))  # in (0, 1], never overflows
-    out = xp.where(x.data >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+    xp = xp_of(x._data)
+    z = xp.exp(-xp.abs(x._data))  # in (0, 1], never overflows
+    out = xp.where(x._data >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
     return record_op("sigmoid", out, (x,), lambda g, out: (_sigmoid_backward(g, out),))
 
 
 def _sigmoid_backward(g: Tensor, out: Tensor) -> Tensor:
     """g · out (1 − out), sigmoid's backward as one op: ∂/∂g = out (1 − out), ∂/∂out = g (1 − 2 out)."""
-    return record_op("sigmoid_backward", g.data * (out.data * (1 - out.data)), (g, out),
+    return record_op("sigmoid_backward", g._data * (out._data * (1 - out._data)), (g, out),
                      lambda gg, _: (gg * out * (1 - out), gg * g * (1 - 2 * out)))  # fmt: skip
 
 
 def relu(x: Any) -> Tensor:
     """max(x, 0)."""
-    x = _float_input("relu", x)
-    out = xp_of(x.data).maximum(x.data, 0)  # NaN stays NaN
-    return record_op("relu", out, (x,), lambda g, out: (g * _constant(out.data > 0),))
+    x = as_tensor(x, op="relu")
+    out = xp_of(x._data).maximum(x._data, 0)  # NaN stays NaN
+    return record_op("relu", out, (x,), lambda g, out: (g * _constant(out._data > 0),))
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
     x = _float_input("leaky_relu", x)
-    slope = xp_of(x.data).where(x.data > 0, 1, negative_slope).astype(x.dtype)
-    return record_op("leaky_relu", x.data * slope, (x,), lambda g, _: (g * _constant(slope),))
+    slope = xp_of(x._data).where(x._data > 0, 1, negative_slope).astype(x.dtype)
+    return record_op("leaky_relu", x._data * slope, (x,), lambda g, _: (g * _constant(slope),))
 
 
 def elu(x: Any, alpha: float = 1.0) -> Tensor:
     """x for x > 0, alpha * (e^x - 1) otherwise."""
     x = _float_input("elu", x)
-    xp = xp_of(x.data)
-    positive = x.data > 0
-    out = xp.where(positive, x.data, alpha * xp.expm1(xp.minimum(x.data, 0))).astype(x.dtype, copy=False)
+    xp = xp_of(x._data)
+    positive = x._data > 0
+    out = xp.where(positive, x._data, alpha * xp.expm1(xp.minimum(x._data, 0))).astype(x.dtype, copy=False)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
         return (where(positive, g, g * (out + alpha)),)
@@ -481,37 +533,88 @@ def elu(x: Any, alpha: float = 1.0) -> Tensor:
     return record_op("elu", out, (x,), backward)
 
 
-def softplus(x: Any, beta: float = 1.0) -> Tensor:
-    """log(1 + e^(beta x)) / beta, stable for large |x|."""
+def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, stable for large |x|; x itself where beta x > threshold (as torch)."""
     x = _float_input("softplus", x)
-    xp = xp_of(x.data)
-    bx = beta * x.data
-    out = ((xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta).astype(x.dtype, copy=False)
-    return record_op("softplus", out, (x,), lambda g, _: (g * sigmoid(x * beta),))
+    xp = xp_of(x._data)
+    bx = beta * x._data
+    smooth = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
+    linear = bx > threshold
+    out = xp.where(linear, x._data, smooth).astype(x.dtype, copy=False)
+    return record_op("softplus", out, (x,), lambda g, _: (where(linear, g, g * sigmoid(x * beta)),))
 
 
-def gelu(x: Any) -> Tensor:
-    """GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))  (Hendrycks & Gimpel)."""
-    x = as_tensor(x, op="gelu")
-    inner = (x + x * x * x * 0.044715) * float(np.sqrt(2 / np.pi))
-    return x * 0.5 * (tanh(inner) + 1)
+def gelu(x: Any, approximate: str = "tanh") -> Tensor:
+    """GELU (Hendrycks & Gimpel): x Φ(x), exactly with approximate="none" (PyTorch's default), or with
+    tinyzoo's default "tanh" approximation 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+
+    *tinyzoo defaults to "tanh"* (what its GPT, BERT and ViT were trained with, as in GPT-2); pass
+    approximate="none" for torch.nn.functional.gelu's default.
+    """
+    x = _float_input("gelu", x)
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * float(np.sqrt(2 / np.pi))
+        return x * 0.5 * (tanh(inner) + 1)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    cdf = record_op("normal_cdf", (1 + erf(x._data / math.sqrt(2))) / 2, (x,),
+                    lambda g, _: (g * exp(x * x * -0.5) * (1 / math.sqrt(2 * math.pi)),))  # fmt: skip
+    return x * cdf
 
 
-def clamp(x: Any, min: float | None = None, max: float | None = None) -> Tensor:
-    """x limited to [min, max]; the gradient is 0 where x was clipped."""
-    x = _float_input("clamp", x)
-    out = xp_of(x.data).clip(x.data, min, max)
-    inside = out == x.data
+def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
+    """x limited to [min, max] (numbers or tensors that broadcast); the gradient is 0 where x was clipped.
+
+    Tensor bounds are differentiable, as in PyTorch: a bound receives the gradient where it was taken.
+    """
+    float_bound = builtins.any(isinstance(v, float) for v in (min, max))
+    x = _float_input("clamp", x) if float_bound else as_tensor(x, op="clamp")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        low = x if min is None else maximum(x, min)
+        return low if max is None else minimum(low, max)
+    out = xp_of(x._data).clip(x._data, min, max)
+    inside = out == x._data
     return record_op("clamp", out, (x,), lambda g, _: (g * _constant(inside),))
 
 
+clip = clamp
+
+
+def clone(x: Any) -> Tensor:
+    """A copy of x with its own memory; the gradient passes straight through."""
+    x = as_tensor(x, op="clone")
+    return record_op("clone", x._data.copy(), (x,), lambda g, _: (g,))
+
+
+def contiguous(x: Any) -> Tensor:
+    """x itself when its memory is in row-major order, else a row-major copy."""
+    x = as_tensor(x, op="contiguous")
+    return x if x._data.flags.c_contiguous else clone(x)
+
+
+def equal(a: Any, b: Any) -> bool:
+    """True when a and b have the same shape and the same values (torch.equal)."""
+    a, b = _pair("equal", a, b)
+    return a.shape == b.shape and bool(xp_of(a._data).array_equal(a._data, b._data))
+
+
+def allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    """True when every |a - b| ≤ atol + rtol |b| (torch.allclose, np.allclose)."""
+    a, b = _pair("allclose", a, b)
+    try:
+        return bool(xp_of(a._data).allclose(*_promoted(a, b), rtol=rtol, atol=atol, equal_nan=equal_nan))
+    except ValueError:
+        raise _broadcast_error("allclose", a, b) from None
+
+
 def astype(x: Any, dtype: Any) -> Tensor:
-    """x converted to `dtype`; the gradient is converted back."""
+    """x converted to `dtype` (a dtype, or a name such as "float32" or PyTorch's "long"); the gradient
+    is converted back."""
     x = as_tensor(x, op="astype")
-    dtype = np.dtype(dtype)
+    dtype = dtypes.as_dtype(dtype)
     if x.dtype == dtype:
         return x
-    return record_op("astype", x.data.astype(dtype), (x,), lambda g, _: (astype(g, x.dtype),))
+    return record_op("astype", x._data.astype(dtype), (x,), lambda g, _: (astype(g, x.dtype),))
 
 
 def to(x: Any, device: str) -> Tensor:
@@ -523,169 +626,322 @@ def to(x: Any, device: str) -> Tensor:
     if x.device == device:
         return x
     source = x.device
-    return record_op("to", to_device(x.data, device), (x,), lambda g, _: (to(g, source),))
+    return record_op("to", to_device(x._data, device), (x,), lambda g, _: (to(g, source),))
 
 
 # =================================================================================================
 # Reductions
 # =================================================================================================
-def sum(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
+def sum(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None) -> Tensor:
     """Sum over `axis` (all axes by default)."""
     x = as_tensor(x, op="sum")
-    axes = _norm_axes(_axis(axis, dim), x.ndim, "sum")
-    out = x.data.sum(axis=axes, keepdims=keepdims)
+    axes, keepdims = _norm_axes(_axis(axis, dim, "sum"), x.ndim, "sum"), _keep(keepdims, keepdim)
+    out = x._data.sum(axis=axes, keepdims=keepdims)
     return record_op("sum", out, (x,), lambda g, _: (_expand_reduced(g, x.shape, axes, keepdims),))
 
 
-def mean(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
-    """Mean over `axis`."""
-    x = as_tensor(x, op="mean")
-    axes = _norm_axes(_axis(axis, dim), x.ndim, "mean")
+def mean(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None) -> Tensor:
+    """Mean over `axis`; NaN over an empty axis, as in PyTorch."""
+    x = _float_input("mean", x)
+    axes = _norm_axes(_axis(axis, dim, "mean"), x.ndim, "mean")
     count = math.prod(x.shape[a] for a in axes)
-    if count == 0:
-        raise ShapeError(f"mean: cannot average over empty axes {axes} of a tensor of shape {x.shape}")
-    return sum(x, axes, keepdims) / count
+    total = sum(x, axes, _keep(keepdims, keepdim))
+    return total / count if count else total * math.nan
 
 
-def _extreme(op: str, x: Any, axis: Axis, keepdims: bool, dim: Axis) -> Tensor:
-    """Backward-aware max/min: ties share the gradient equally."""
+class ValuesIndices(NamedTuple):
+    """What max/min return when given a `dim`, as torch.return_types: (values, indices)."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _amax_amin(op: str, x: Any, axis: Axis, keepdims: bool) -> Tensor:
+    """max/min values over axes (NumPy's meaning); ties share the gradient equally, as torch.amax."""
     x = as_tensor(x, op=op)
-    axes = _norm_axes(_axis(axis, dim), x.ndim, op)
-    if x.size == 0:
-        raise ShapeError(f"{op}: cannot reduce an empty tensor of shape {x.shape}")
-    reduce = x.data.max if op == "max" else x.data.min
+    axes = _norm_axes(axis, x.ndim, op)
+    if builtins.any(x.shape[a] == 0 for a in axes) or (x.size == 0 and not axes and x.ndim):
+        raise ShapeError(f"{op}: cannot reduce an empty axis of a tensor of shape {x.shape} (no identity)")
+    reduce = x._data.max if op in ("max", "amax") else x._data.min
     out_keep = reduce(axis=axes, keepdims=True)
-    hits = (x.data == out_keep).astype(x.dtype)
+    hits = (x._data == out_keep).astype(x.dtype)
     share = _constant(hits / hits.sum(axis=axes, keepdims=True))
-    out = out_keep if keepdims else out_keep.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+    out = out_keep if keepdims else out_keep.reshape(_reduced_shape(x.shape, axes, False))
     return record_op(op, out, (x,), lambda g, _: (_expand_reduced(g, x.shape, axes, keepdims) * share,))
 
 
-def max(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
-    """Largest value over `axis` (values only; use argmax for positions)."""
-    return _extreme("max", x, axis, keepdims, dim)
+def _extreme(op: str, x: Any, dim: Any, keepdim: bool | None, axis: Axis, keepdims: bool) -> Any:
+    """max/min with both libraries' meanings (see `max`)."""
+    if isinstance(dim, Tensor):
+        return (maximum if op == "max" else minimum)(x, dim)
+    if dim is None:
+        return _amax_amin(op, x, axis, _keep(keepdims, keepdim))
+    if axis is not None:
+        raise TypeError(f"{op}: pass either axis= (values) or dim (values and indices), not both")
+    x = as_tensor(x, op=op)
+    keep = _keep(keepdims, keepdim)
+    indices = (argmax if op == "max" else argmin)(x, dim, keepdim=True)
+    values = gather(x, dim, indices)
+    if not keep:
+        values, indices = squeeze(values, dim), squeeze(indices, dim)
+    return ValuesIndices(values, indices)
 
 
-def min(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
-    """Smallest value over `axis`."""
-    return _extreme("min", x, axis, keepdims, dim)
+def max(x: Any, dim: Any = None, keepdim: bool | None = None, *, axis: Axis = None, keepdims: bool = False) -> Any:
+    """The largest values, with both libraries' meanings:
+
+    - `max(x)`, `max(x, axis=a)`: the values (NumPy's max; ties share the gradient, as torch.amax);
+    - `max(x, dim)`: `(values, indices)` along `dim`, as torch.max (the gradient goes to the index returned);
+    - `max(x, other_tensor)`: elementwise `maximum`, as torch.max.
+    """
+    return _extreme("max", x, dim, keepdim, axis, keepdims)
 
 
-def var(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim: Axis = None) -> Tensor:
-    """Variance over `axis` (NumPy's default ddof=0; torch.var uses ddof=1)."""
-    x = as_tensor(x, op="var")
-    axes = _norm_axes(_axis(axis, dim), x.ndim, "var")
+def min(x: Any, dim: Any = None, keepdim: bool | None = None, *, axis: Axis = None, keepdims: bool = False) -> Any:
+    """The smallest values, with both libraries' meanings (see `max`)."""
+    return _extreme("min", x, dim, keepdim, axis, keepdims)
+
+
+def amax(x: Any, dim: Axis = None, keepdim: bool = False, *, axis: Axis = None, keepdims: bool | None = None) -> Tensor:
+    """Largest values over one or more axes (torch.amax / NumPy's max): values only."""
+    return _amax_amin("amax", x, _axis(axis, dim, "amax"), keepdim if keepdims is None else keepdims)
+
+
+def amin(x: Any, dim: Axis = None, keepdim: bool = False, *, axis: Axis = None, keepdims: bool | None = None) -> Tensor:
+    """Smallest values over one or more axes (torch.amin / NumPy's min): values only."""
+    return _amax_amin("amin", x, _axis(axis, dim, "amin"), keepdim if keepdims is None else keepdims)
+
+
+def _correction(op: str, ddof: int | None, correction: int | None, unbiased: bool | None) -> int:
+    """The count correction of var/std from NumPy's ddof= or PyTorch's correction=/unbiased= (default 1)."""
+    given = [v for v in (ddof, correction, unbiased) if v is not None]
+    if len(given) > 1:
+        raise TypeError(f"{op}: pass one of ddof=, correction=, unbiased=")
+    if unbiased is not None:
+        return int(bool(unbiased))
+    return 1 if not given else int(given[0])
+
+
+def var(
+    x: Any, axis: Axis = None, keepdims: bool = False, ddof: int | None = None, *, dim: Axis = None,
+    keepdim: bool | None = None, correction: int | None = None, unbiased: bool | None = None,
+) -> Tensor:  # fmt: skip
+    """Variance over `axis`: Σ(x - mean)² / (N - correction).
+
+    *The default is PyTorch's, correction=1 (the sample variance)*; NumPy's default is ddof=0 — pass
+    `ddof=0` or `correction=0` for the population variance. N ≤ correction gives NaN or Inf, as in PyTorch.
+    """
+    return _variance("var", x, _axis(axis, dim, "var"), _keep(keepdims, keepdim),
+                     _correction("var", ddof, correction, unbiased))  # fmt: skip
+
+
+def _variance(op: str, x: Any, axis: Axis, keepdims: bool, correction: int) -> Tensor:
+    """Σ(x - mean)² / (N - correction) over `axis`, errors naming `op` (var or std)."""
+    x = _float_input(op, x)
+    axes = _norm_axes(axis, x.ndim, op)
     count = math.prod(x.shape[a] for a in axes)
     centred = x - mean(x, axes, keepdims=True)
-    return sum(centred * centred, axes, keepdims) / builtins.max(count - ddof, 1)
+    squares = sum(centred * centred, axes, keepdims)
+    denominator = count - correction
+    return squares / denominator if denominator > 0 else squares * (math.nan if count == 0 else math.inf)
 
 
-def std(x: Any, axis: Axis = None, keepdims: bool = False, ddof: int = 0, *, dim: Axis = None) -> Tensor:
-    """Standard deviation over `axis`."""
-    x = as_tensor(x, op="std")
-    axes = _norm_axes(_axis(axis, dim), x.ndim, "std")
-    return sqrt(var(x, axes, keepdims, ddof))
+def std(
+    x: Any, axis: Axis = None, keepdims: bool = False, ddof: int | None = None, *, dim: Axis = None,
+    keepdim: bool | None = None, correction: int | None = None, unbiased: bool | None = None,
+) -> Tensor:  # fmt: skip
+    """Standard deviation over `axis`: the square root of `var` (default correction=1, as PyTorch)."""
+    return sqrt(_variance("std", x, _axis(axis, dim, "std"), _keep(keepdims, keepdim),
+                          _correction("std", ddof, correction, unbiased)))  # fmt: skip
 
 
-def logsumexp(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
-    """log Σ e^x over `axis`, shifted by the max so it never overflows."""
-    x = as_tensor(x, op="logsumexp")
-    xp = xp_of(x.data)
-    axes = _norm_axes(_axis_or_last(axis, dim), x.ndim, "logsumexp")
-    peak = xp.max(x.data, axis=axes, keepdims=True)
+def _on_one_axis(fn: Callable[..., Tensor], x: Tensor, axis: int | None, **options: Any) -> Tensor:
+    """Run an op that works along one axis on a 0-d tensor, as PyTorch does: as a 1-element vector."""
+    return reshape(fn(reshape(x, (1,)), 0, **options), ())
+
+
+def logsumexp(
+    x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
+) -> Tensor:
+    """log Σ e^x over `axis` (the last by default), shifted by the max so it never overflows."""
+    x = _float_input("logsumexp", x)
+    xp = xp_of(x._data)
+    axes, keepdims = _norm_axes(_axis_or_last(axis, dim), x.ndim, "logsumexp"), _keep(keepdims, keepdim)
+    if builtins.any(x.shape[a] == 0 for a in axes):  # log of an empty sum
+        return sum(x, axes, keepdims) - math.inf
+    peak = xp.max(x._data, axis=axes, keepdims=True)
     peak = xp.where(xp.isfinite(peak), peak, 0)
-    out_keep = xp.log(xp.exp(x.data - peak).sum(axis=axes, keepdims=True)) + peak
-    out = out_keep if keepdims else out_keep.reshape([n for i, n in enumerate(x.shape) if i not in axes])
+    out_keep = xp.log(xp.exp(x._data - peak).sum(axis=axes, keepdims=True)) + peak
+    out = out_keep if keepdims else out_keep.reshape(_reduced_shape(x.shape, axes, False))
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        out_keep = out if keepdims else reshape(out, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
+        out_keep = out if keepdims else reshape(out, _reduced_shape(x.shape, axes, True))
         return (_expand_reduced(g, x.shape, axes, keepdims) * exp(x - out_keep),)
 
     return record_op("logsumexp", out, (x,), backward)
 
 
-def prod(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
+def prod(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+         keepdim: bool | None = None) -> Tensor:  # fmt: skip
     """Product over one axis (or all); zeros in x are handled exactly."""
     x = as_tensor(x, op="prod")
-    axis = _axis(axis, dim)
+    axis, keepdims = _axis(axis, dim, "prod"), _keep(keepdims, keepdim)
     if axis is None:
         return prod(reshape(x, (-1,)), 0, keepdims=False) if not keepdims else reshape(prod(x), (1,) * x.ndim)
-    (axis,) = _norm_axes(axis, x.ndim, "prod")
-    out = x.data.prod(axis=axis, keepdims=keepdims)
+    axis = _one_axis(axis, x.ndim, "prod")
+    if axis is None:
+        return x
+    out = x._data.prod(axis=axis, keepdims=keepdims)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        # d prod / d x_i = product of all the other entries: exclusive cumulative products from the
-        # left and from the right, which stay exact when some x_j is zero (out / x_i would not).
+        # d prod / d x_i = product of all the other entries: exclusive products from the left and
+        # from the right, which stay exact when some x_j is zero (out / x_i would not).
         moved = swapaxes(x, axis, -1)
-        ones = Tensor(xp_of(x.data).ones(moved.shape[:-1] + (1,), dtype=x.dtype))
-        left = cumprod(concat([ones, moved[..., :-1]], axis=-1), -1)
-        right = flip(cumprod(concat([ones, flip(moved, -1)[..., :-1]], axis=-1), -1), -1)
-        others = swapaxes(left * right, axis, -1)
+        others = swapaxes(_exclusive_cumprod(moved) * flip(_exclusive_cumprod(flip(moved, -1)), -1), axis, -1)
         return (_expand_reduced(g, x.shape, (axis,), keepdims) * others,)
 
     return record_op("prod", out, (x,), backward)
 
 
+def _exclusive_cumprod(x: Tensor) -> Tensor:
+    """[1, x0, x0·x1, ...] along the last axis: the product of the entries before each one."""
+    ones = wrap(xp_of(x._data).ones(x.shape[:-1] + (1,), dtype=x.dtype))
+    return cumprod(concat([ones, x[..., :-1]], axis=-1), -1)
+
+
 def cumsum(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Running sum along `axis`."""
+    """Running sum along `axis` (the last by default)."""
     x = as_tensor(x, op="cumsum")
-    (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "cumsum")
-    out = xp_of(x.data).cumsum(x.data, axis=axis)
+    axis = _one_axis(_axis_or_last(axis, dim), x.ndim, "cumsum")
+    if axis is None:
+        return _on_one_axis(cumsum, x, axis)
+    out = xp_of(x._data).cumsum(x._data, axis=axis)
     return record_op("cumsum", out, (x,), lambda g, _: (flip(cumsum(flip(g, axis), axis), axis),))
 
 
 def cumprod(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Running product along `axis` (gradient via out / x: needs non-zero x)."""
+    """Running product along `axis` (the last by default); the gradient is exact where x holds zeros."""
     x = as_tensor(x, op="cumprod")
-    (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "cumprod")
-    out = xp_of(x.data).cumprod(x.data, axis=axis)
-    return record_op("cumprod", out, (x,), lambda g, out: (flip(cumsum(flip(g * out, axis), axis), axis) / x,))
+    axis = _one_axis(_axis_or_last(axis, dim), x.ndim, "cumprod")
+    if axis is None:
+        return _on_one_axis(cumprod, x, axis)
+    out = xp_of(x._data).cumprod(x._data, axis=axis)
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        # out_j = Π_{k≤j} x_k, so ∂L/∂x_i = (Π_{k<i} x_k) · T_i with T_i = Σ_{j≥i} g_j Π_{i<k≤j} x_k,
+        # and T obeys T_i = g_i + x_{i+1} T_{i+1}: a reverse scan with no division (x may hold zeros).
+        moved_x, moved_g = swapaxes(x, axis, -1), swapaxes(g, axis, -1)
+        n = x.shape[axis]
+        scan = [moved_g[..., n - 1]] if n else []
+        for i in range(n - 2, -1, -1):
+            scan.append(moved_g[..., i] + moved_x[..., i + 1] * scan[-1])
+        after = stack(scan[::-1], -1) if n else moved_g
+        return (swapaxes(_exclusive_cumprod(moved_x) * after, axis, -1),)
+
+    return record_op("cumprod", out, (x,), backward)
 
 
-def argmax(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
-    """Index of the largest value along `axis` (not differentiable)."""
-    x = as_tensor(x, op="argmax")
-    axis = _axis(axis, dim)
-    return Tensor(xp_of(x.data).argmax(x.data, axis=axis, keepdims=keepdims))
+def _arg_extreme(op: str, x: Any, axis: int | None, keepdims: bool) -> Tensor:
+    """argmax/argmin (not differentiable); a 0-d tensor's only index is 0."""
+    x = as_tensor(x, op=op)
+    if x.size == 0:
+        raise ShapeError(f"{op}: cannot take the {op[3:]} of an empty tensor of shape {x.shape}")
+    xp = xp_of(x._data)
+    find = xp.argmax if op == "argmax" else xp.argmin
+    if axis is None:
+        flat = find(x._data.reshape(-1))
+        return wrap(xp.asarray(flat).reshape((1,) * x.ndim if keepdims else ()))
+    axis = _one_axis(axis, x.ndim, op)
+    if axis is None:
+        return wrap(xp.zeros((), dtype=np.int64))
+    return wrap(find(x._data, axis=axis, keepdims=keepdims))
 
 
-def argmin(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None) -> Tensor:
+def argmax(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+           keepdim: bool | None = None) -> Tensor:  # fmt: skip
+    """Index of the largest value along `axis` (of the flattened tensor by default; not differentiable)."""
+    return _arg_extreme("argmax", x, _axis(axis, dim, "argmax"), _keep(keepdims, keepdim))
+
+
+def argmin(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None,
+           keepdim: bool | None = None) -> Tensor:  # fmt: skip
     """Index of the smallest value along `axis` (not differentiable)."""
-    x = as_tensor(x, op="argmin")
-    axis = _axis(axis, dim)
-    return Tensor(xp_of(x.data).argmin(x.data, axis=axis, keepdims=keepdims))
+    return _arg_extreme("argmin", x, _axis(axis, dim, "argmin"), _keep(keepdims, keepdim))
 
 
-def norm(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None) -> Tensor:
-    """Euclidean norm over `axis`; the gradient at a zero vector is 0 (a subgradient), not NaN."""
-    x = as_tensor(x, op="norm")
-    xp = xp_of(x.data)
-    axes = _norm_axes(_axis(axis, dim), x.ndim, "norm")
-    out = xp.sqrt((x.data * x.data).sum(axis=axes, keepdims=keepdims))
+def all(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None) -> Tensor:
+    """True where every element along `axis` is non-zero (a bool tensor)."""
+    x = as_tensor(x, op="all")
+    axes = _norm_axes(_axis(axis, dim, "all"), x.ndim, "all")
+    return wrap(xp_of(x._data).asarray(x._data.astype(bool).all(axis=axes, keepdims=_keep(keepdims, keepdim))))
+
+
+def any(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None) -> Tensor:
+    """True where some element along `axis` is non-zero (a bool tensor)."""
+    x = as_tensor(x, op="any")
+    axes = _norm_axes(_axis(axis, dim, "any"), x.ndim, "any")
+    return wrap(xp_of(x._data).asarray(x._data.astype(bool).any(axis=axes, keepdims=_keep(keepdims, keepdim))))
+
+
+def norm(x: Any, ord: Any = None, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None,
+         keepdim: bool | None = None, p: Any = None) -> Tensor:  # fmt: skip
+    """Vector norm over `axis` (all axes by default): ord (or torch's p) = 2 / "fro" (default), 1, inf,
+    -inf, 0 or any real p. The 2-norm's gradient at a zero vector is 0 (a subgradient), not NaN.
+
+    *The second positional argument is the order, as in torch.norm and np.linalg.norm.*
+    """
+    x = _float_input("norm", x)
+    if p is not None and ord is not None:
+        raise TypeError("norm: pass either ord= or p=, not both")
+    order = 2 if ord is None and p is None else (ord if p is None else p)
+    axes, keepdims = _norm_axes(_axis(axis, dim, "norm"), x.ndim, "norm"), _keep(keepdims, keepdim)
+    if order in (2, "fro"):
+        return _two_norm(x, axes, keepdims)
+    if isinstance(order, str) or not isinstance(order, (int, float)):
+        raise ValueError(f"norm: ord must be a number or 'fro' (matrix norms such as {order!r} are not supported)")
+    if order == math.inf:
+        return amax(abs(x), axes, keepdims) if x.size else sum(abs(x), axes, keepdims)
+    if order == -math.inf:
+        return amin(abs(x), axes, keepdims)
+    if order == 0:
+        return sum(astype(ne(x, 0), x.dtype), axes, keepdims)
+    if order == 1:
+        return sum(abs(x), axes, keepdims)
+    return sum(abs(x) ** order, axes, keepdims) ** (1 / order)
+
+
+def _two_norm(x: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:
+    """The Euclidean norm as one op."""
+    xp = xp_of(x._data)
+    out = xp.sqrt((x._data * x._data).sum(axis=axes, keepdims=keepdims))
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        safe = where(out.data > 0, out, as_tensor(1.0, out))
+        safe = where(out._data > 0, out, as_tensor(1.0, out))
         return (_expand_reduced(g / safe, x.shape, axes, keepdims) * x,)
 
     return record_op("norm", out, (x,), backward)
 
 
 def softmax(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """e^x / Σ e^x along `axis`, shifted by the max for stability."""
-    x = as_tensor(x, op="softmax")
-    xp = xp_of(x.data)
-    (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "softmax")
-    shifted = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    """e^x / Σ e^x along `axis` (the last by default), shifted by the max for stability."""
+    x = _float_input("softmax", x)
+    xp = xp_of(x._data)
+    axis = _one_axis(_axis_or_last(axis, dim), x.ndim, "softmax")
+    if axis is None:
+        return _on_one_axis(softmax, x, axis)
+    shifted = xp.exp(x._data - x._data.max(axis=axis, keepdims=True)) if x.size else x._data
     out = shifted / shifted.sum(axis=axis, keepdims=True)
     return record_op("softmax", out, (x,), lambda g, out: (out * (g - sum(g * out, axis, keepdims=True)),))
 
 
 def log_softmax(x: Any, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """x - logsumexp(x) along `axis`, stable for logits of any magnitude."""
-    x = as_tensor(x, op="log_softmax")
-    xp = xp_of(x.data)
-    (axis,) = _norm_axes(_axis_or_last(axis, dim), x.ndim, "log_softmax")
-    shifted = x.data - x.data.max(axis=axis, keepdims=True)
+    x = _float_input("log_softmax", x)
+    xp = xp_of(x._data)
+    axis = _one_axis(_axis_or_last(axis, dim), x.ndim, "log_softmax")
+    if axis is None:
+        return _on_one_axis(log_softmax, x, axis)
+    shifted = x._data - x._data.max(axis=axis, keepdims=True) if x.size else x._data
     out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     return record_op("log_softmax", out, (x,), lambda g, out: (g - exp(out) * sum(g, axis, keepdims=True),))
 
@@ -703,7 +959,7 @@ def reshape(x: Any, *shape: Any) -> Tensor:
     x = as_tensor(x, op="reshape")
     shape = _shape_arg(shape)
     try:
-        out = x.data.reshape(shape)
+        out = x._data.reshape(shape)
     except ValueError:
         message = f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
         raise ShapeError(message) from None
@@ -733,7 +989,7 @@ def permute(x: Any, *axes: int) -> Tensor:
     for i, a in enumerate(order):
         back[a] = i
     inverse = tuple(back)
-    return record_op("permute", x.data.transpose(axes), (x,), lambda g, _: (permute(g, inverse),))
+    return record_op("permute", x._data.transpose(axes), (x,), lambda g, _: (permute(g, inverse),))
 
 
 def transpose(x: Any, *axes: int) -> Tensor:
@@ -752,14 +1008,17 @@ def transpose(x: Any, *axes: int) -> Tensor:
 def swapaxes(x: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes (its own backward: the same swap)."""
     x = as_tensor(x, op="swapaxes")
-    a, b = _norm_axes((axis1, axis2), x.ndim, "swapaxes")  # (sorted: a swap does not care)
-    return record_op("swapaxes", x.data.swapaxes(a, b), (x,), lambda g, _: (swapaxes(g, a, b),))
+    axes = _norm_axes((axis1, axis2), x.ndim, "swapaxes")  # (sorted: a swap does not care)
+    if len(axes) < 2:  # the same axis twice, or a 0-d tensor
+        return x
+    a, b = axes
+    return record_op("swapaxes", x._data.swapaxes(a, b), (x,), lambda g, _: (swapaxes(g, a, b),))
 
 
 def squeeze(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
     """Drop size-1 axes (all of them, or those given)."""
     x = as_tensor(x, op="squeeze")
-    axis = _axis(axis, dim)
+    axis = _axis(axis, dim, "squeeze")
     axes = tuple(i for i, n in enumerate(x.shape) if n == 1) if axis is None else _norm_axes(axis, x.ndim, "squeeze")
     axes = tuple(a for a in axes if x.shape[a] == 1)
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
@@ -768,7 +1027,7 @@ def squeeze(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
 def unsqueeze(x: Any, axis: int, *, dim: int | None = None) -> Tensor:
     """Insert a size-1 axis at `axis` (np.expand_dims)."""
     x = as_tensor(x, op="unsqueeze")
-    axis = _axis(axis, dim)
+    axis = _axis(axis, dim, "unsqueeze")
     if not -x.ndim - 1 <= axis <= x.ndim:
         raise ShapeError(f"unsqueeze: axis {axis} is out of range for a tensor with {x.ndim} dimension(s)")
     axis = axis % (x.ndim + 1)
@@ -785,7 +1044,7 @@ def broadcast_to(x: Any, *shape: Any) -> Tensor:
     if x.shape == shape:
         return x
     try:
-        out = xp_of(x.data).broadcast_to(x.data, shape)
+        out = xp_of(x._data).broadcast_to(x._data, shape)
     except ValueError:
         raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
     return record_op("broadcast_to", out, (x,), lambda g, _: (sum_to_shape(g, x.shape),))
@@ -799,16 +1058,18 @@ def expand(x: Any, *shape: Any) -> Tensor:
     return broadcast_to(x, tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)))
 
 
-def concat(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:
+def concat(tensors: Sequence[Any], axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Join tensors along an existing axis."""
     tensors = [as_tensor(t, op="concat") for t in tensors]
     if not tensors:
         raise ShapeError("concat: needs at least one tensor")
     for t in tensors[1:]:
         _pair("concat", tensors[0], t)
-    (axis,) = _norm_axes(_axis(axis, dim), tensors[0].ndim, "concat")
+    if tensors[0].ndim == 0:
+        raise ShapeError("concat: 0-d tensors have no axis to join along; use stack")
+    axis = _one_axis(_axis(axis, dim, "concat") or 0, tensors[0].ndim, "concat")
     try:
-        out = xp_of(tensors[0].data).concatenate([t.data for t in tensors], axis=axis)
+        out = xp_of(tensors[0]._data).concatenate([t._data for t in tensors], axis=axis)
     except ValueError:
         shapes = ", ".join(str(t.shape) for t in tensors)
         raise ShapeError(f"concat: shapes {shapes} differ outside axis {axis}") from None
@@ -830,26 +1091,32 @@ def _slice_axis(x: Tensor, axis: int, start: int, stop: int) -> Tensor:
     return x[(slice(None),) * axis + (slice(start, stop),)]
 
 
-def stack(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:
+def stack(tensors: Sequence[Any], axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """Join tensors of one shape along a new axis."""
     tensors = [as_tensor(t, op="stack") for t in tensors]
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ShapeError(f"stack: all tensors need the same shape, got {sorted(shapes)}")
-    axis = _axis(axis, dim)
+    if not tensors:
+        raise ShapeError("stack: needs at least one tensor")
+    axis = _axis(axis, dim, "stack") or 0
     return concat([unsqueeze(t, axis) for t in tensors], axis=axis)
 
 
 def split(
-    x: Any, split_size_or_sections: int | Sequence[int], axis: int = 0, *, dim: int | None = None
+    x: Any, split_size_or_sections: int | Sequence[int], axis: int | None = None, *, dim: int | None = None
 ) -> list[Tensor]:
     """torch.split: pieces of `split_size` along axis (an int), or of the listed sizes."""
     x = as_tensor(x, op="split")
-    (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "split")
+    if x.ndim == 0:
+        raise ShapeError("split: a 0-d tensor has no axis to split")
+    axis = _one_axis(_axis(axis, dim, "split") or 0, x.ndim, "split")
     n = x.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
-        size = builtins.max(int(split_size_or_sections), 1)
-        sizes = [builtins.min(size, n - start) for start in range(0, n, size)]
+        size = int(split_size_or_sections)
+        if size <= 0 and n:
+            raise ShapeError(f"split: split_size must be positive, got {size}")
+        sizes = [builtins.min(size, n - start) for start in range(0, n, size)] if n else [0]
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != n:
@@ -858,11 +1125,15 @@ def split(
     return [_slice_axis(x, axis, int(start), int(stop)) for start, stop in itertools.pairwise(bounds)]
 
 
-def chunk(x: Any, chunks: int, axis: int = 0, *, dim: int | None = None) -> list[Tensor]:
+def chunk(x: Any, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
     """Split into `chunks` nearly equal pieces (the last may be smaller), as torch.chunk."""
     x = as_tensor(x, op="chunk")
-    (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "chunk")
-    return split(x, -(-x.shape[axis] // chunks), axis)
+    if chunks <= 0:
+        raise ShapeError(f"chunk: chunks must be positive, got {chunks}")
+    if x.ndim == 0:
+        raise ShapeError("chunk: a 0-d tensor has no axis to split")
+    axis = _one_axis(_axis(axis, dim, "chunk") or 0, x.ndim, "chunk")
+    return split(x, builtins.max(-(-x.shape[axis] // chunks), 1), axis)
 
 
 def pad(x: Any, pad_width: Any, value: float = 0.0) -> Tensor:
@@ -871,29 +1142,45 @@ def pad(x: Any, pad_width: Any, value: float = 0.0) -> Tensor:
     widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (x.ndim, 2))
     if (widths < 0).any():
         raise ShapeError(f"pad: negative pad widths {widths.tolist()} (crop with indexing instead)")
-    out = xp_of(x.data).pad(x.data, [tuple(w) for w in widths.tolist()], constant_values=value)
+    out = xp_of(x._data).pad(x._data, [tuple(w) for w in widths.tolist()], constant_values=value)
     inner = tuple(slice(int(b), int(b) + n) for (b, _), n in zip(widths, x.shape))
     return record_op("pad", out, (x,), lambda g, _: (g[inner],))
 
 
-def flip(x: Any, axis: Axis = None, *, dim: Axis = None) -> Tensor:
-    """Reverse the order of elements along `axis` (all axes by default)."""
+def flip(x: Any, axis: Axis = None, *, dim: Axis = None, dims: Axis = None) -> Tensor:
+    """Reverse the order of elements along `axis` (torch: `dims`; all axes by default)."""
     x = as_tensor(x, op="flip")
-    axes = _norm_axes(_axis(axis, dim), x.ndim, "flip")
-    out = xp_of(x.data).flip(x.data, axis=axes)
+    axes = _norm_axes(_axis(_axis(axis, dim, "flip"), dims, "flip"), x.ndim, "flip")
+    out = xp_of(x._data).flip(x._data, axis=axes)
     return record_op("flip", out, (x,), lambda g, _: (flip(g, axes),))
 
 
-def repeat(x: Any, repeats: int, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """NumPy's repeat: each element `repeats` times along axis (flattened when axis is None)."""
-    x = as_tensor(x, op="repeat")
-    axis = _axis(axis, dim)
-    if axis is None:
-        return repeat(reshape(x, (-1,)), repeats, 0)
-    (axis,) = _norm_axes(axis, x.ndim, "repeat")
-    out = xp_of(x.data).repeat(x.data, repeats, axis=axis)
+def repeat_interleave(x: Any, repeats: int, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Each element `repeats` times along axis (flattened when axis is None): torch.repeat_interleave, np.repeat."""
+    x = as_tensor(x, op="repeat_interleave")
+    axis = _axis(axis, dim, "repeat_interleave")
+    if axis is None or x.ndim == 0:
+        return repeat_interleave(reshape(x, (-1,)), repeats, 0)
+    axis = _one_axis(axis, x.ndim, "repeat_interleave")
+    out = xp_of(x._data).repeat(x._data, repeats, axis=axis)
     split_shape = x.shape[:axis] + (x.shape[axis], repeats) + x.shape[axis + 1 :]
-    return record_op("repeat", out, (x,), lambda g, _: (sum(reshape(g, split_shape), axis + 1),))
+    return record_op("repeat_interleave", out, (x,), lambda g, _: (sum(reshape(g, split_shape), axis + 1),))
+
+
+def repeat(x: Any, *sizes: Any, axis: Any = None) -> Tensor:
+    """PyTorch's Tensor.repeat: the whole tensor repeated `sizes[i]` times along axis i (NumPy's tile).
+
+    *NumPy's np.repeat (each element repeated) is `repeat_interleave`*; passing `axis=` here says so.
+    """
+    sizes = _shape_arg(sizes)
+    x = as_tensor(x, op="repeat")
+    if axis is not None:
+        raise TypeError("repeat: tinyzoo's repeat is PyTorch's (tile the tensor); for NumPy's np.repeat(x, n, axis) "
+                        "use tz.repeat_interleave(x, n, axis)")  # fmt: skip
+    if len(sizes) < x.ndim:
+        raise ShapeError(f"repeat: {len(sizes)} repeat counts for a tensor with {x.ndim} dimensions; give at least one "
+                         "per dimension (torch's rule)")  # fmt: skip
+    return tile(x, sizes)
 
 
 def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
@@ -903,7 +1190,7 @@ def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
     ndim = builtins.max(len(reps), x.ndim)
     reps = (1,) * (ndim - len(reps)) + reps
     base = reshape(x, (1,) * (ndim - x.ndim) + x.shape)
-    out = xp_of(x.data).tile(base.data, reps)
+    out = xp_of(x._data).tile(base._data, reps)
     interleaved = tuple(v for r, n in zip(reps, base.shape) for v in (r, n))
     rep_axes = tuple(range(0, 2 * ndim, 2))
     return record_op("tile", out, (x,), lambda g, _: (reshape(sum(reshape(g, interleaved), rep_axes), x.shape),))
@@ -915,7 +1202,7 @@ def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
 def _has_advanced(index: Any) -> bool:
     """True when an index holds integer arrays (which may repeat positions)."""
     parts = index if isinstance(index, tuple) else (index,)
-    return any(hasattr(p, "dtype") and p.dtype.kind in "iu" for p in parts)
+    return builtins.any(hasattr(p, "dtype") and p.dtype.kind in "iu" for p in parts)
 
 
 def getitem(x: Any, index: Any) -> Tensor:
@@ -923,7 +1210,7 @@ def getitem(x: Any, index: Any) -> Tensor:
     x = as_tensor(x, op="getitem")
     index = tensor_index(index)
     try:
-        out = x.data[index]
+        out = x._data[index]
     except IndexError as exc:
         raise index_error("getitem", x.shape, exc) from None
     advanced = _has_advanced(index)
@@ -931,30 +1218,49 @@ def getitem(x: Any, index: Any) -> Tensor:
     def backward(g: Tensor, _: Tensor) -> tuple:
         if is_grad_enabled():  # create_graph: the gradient must itself be differentiable
             return (_index_put_zeros(g, x.shape, index),)
-        return (IndexedGrad(g.data, x.shape, index, advanced),)
+        return (IndexedGrad(g._data, x.shape, index, advanced),)
 
     return record_op("getitem", out, (x,), backward)
 
 
 def _index_put_zeros(values: Tensor, shape: tuple[int, ...], index: Any) -> Tensor:
     """zeros(shape) with `values` added at `index` (repeated positions add up): getitem's backward."""
-    xp = xp_of(values.data)
+    xp = xp_of(values._data)
     out = xp.zeros(shape, dtype=values.dtype)
     if _has_advanced(index):
-        _scatter_add_arrays(out, index, values.data)
+        _scatter_add_arrays(out, index, values._data)
     else:
-        out[index] = values.data
+        out[index] = values._data
     return record_op("index_put", out, (values,), lambda g, _: (g[index],))
 
 
-def take_along_axis(x: Any, indices: Any, axis: int) -> Tensor:
-    """NumPy's take_along_axis: pick x's entries along `axis` at `indices`."""
-    return gather(x, axis, indices)
+def take_along_axis(x: Any, indices: Any, axis: int | None) -> Tensor:
+    """NumPy's take_along_axis: x's entries along `axis` at `indices`, the other axes broadcast together
+    (axis=None: of the flattened x)."""
+    x = as_tensor(x, op="take_along_axis")
+    index = indices._data if isinstance(indices, Tensor) else as_array(indices)
+    if axis is None:
+        return take_along_axis(reshape(x, (-1,)), index.reshape(-1) if index.ndim != 1 else index, 0)
+    if index.ndim != x.ndim:
+        raise ShapeError(f"take_along_axis: indices have {index.ndim} axes but x has {x.ndim} (shape {x.shape})")
+    axis = _one_axis(axis, x.ndim, "take_along_axis")
+    if axis is None:
+        return gather(x, 0, index)
+    try:  # every axis but `axis` broadcasts between x and the indices
+        off_axis = [tuple(1 if i == axis else n for i, n in enumerate(s)) for s in (x.shape, index.shape)]
+        others = np.broadcast_shapes(*off_axis)
+    except ValueError:
+        raise ShapeError(f"take_along_axis: indices of shape {index.shape} do not broadcast against x of shape "
+                         f"{x.shape} outside axis {axis}") from None  # fmt: skip
+    fit = lambda shape, length: tuple(length if i == axis else n for i, n in enumerate(shape))  # noqa: E731
+    xp = xp_of(x._data)
+    index = xp.broadcast_to(index, fit(others, index.shape[axis]))
+    return gather(broadcast_to(x, fit(others, x.shape[axis])), axis, index)
 
 
 def _checked_index(op: str, index: Any, length: int, where: str) -> Any:
     """An integer index array, with every entry checked to lie in [-length, length)."""
-    index = index.data if isinstance(index, Tensor) else as_array(index)
+    index = index._data if isinstance(index, Tensor) else as_array(index)
     if index.dtype.kind not in "iu":
         raise DTypeError(f"{op}: index must hold integers, got dtype {index.dtype}")
     if index.size and (int(index.min()) < -length or int(index.max()) >= length):
@@ -964,66 +1270,105 @@ def _checked_index(op: str, index: Any, length: int, where: str) -> Any:
     return index
 
 
+def _positions(index: Any, axis: int) -> tuple:
+    """The coordinates torch.gather/scatter visit: index's own positions, with `index` itself along `axis`."""
+    positions = list(xp_of(index).indices(index.shape, sparse=True))
+    positions[axis] = index
+    return tuple(positions)
+
+
+def _fits_inside(op: str, index: Any, shape: tuple[int, ...], axis: int, what: str, along_axis: bool = False) -> None:
+    """torch's rule: the index is no larger than `shape` on every axis (but `axis`, unless along_axis)."""
+    if index.ndim != len(shape):
+        raise ShapeError(f"{op}: index has {index.ndim} axes but {what} has {len(shape)} (shape {shape})")
+    for i, (m, n) in enumerate(zip(index.shape, shape)):
+        if m > n and (i != axis or along_axis):
+            raise ShapeError(f"{op}: index of shape {index.shape} is larger than {what} of shape {shape} on axis {i}")
+
+
 def gather(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Tensor:
-    """torch.gather: out[i][j] = x[index[i][j]][j] for axis 0 (index has x's number of axes)."""
+    """torch.gather: out[i][j] = x[index[i][j]][j] for axis 0; out has index's shape, which may be
+    smaller than x's on the other axes."""
     x = as_tensor(x, op="gather")
-    (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "gather")
+    if x.ndim == 0:
+        return reshape(gather(reshape(x, (1,)), 0, _as_vector_index(index)), ())
+    axis = _one_axis(_axis(axis, dim, "gather"), x.ndim, "gather")
     index = _checked_index("gather", index, x.shape[axis], f"axis {axis} of {x.shape}")
-    if index.ndim != x.ndim:
-        raise ShapeError(f"gather: index has {index.ndim} axes but x has {x.ndim} (shape {x.shape})")
-    try:
-        out = xp_of(x.data).take_along_axis(x.data, index, axis=axis)
-    except (ValueError, IndexError) as exc:
-        raise ShapeError(f"gather: index shape {index.shape} does not fit x of shape {x.shape}: {exc}") from None
-    zeros = Tensor(xp_of(x.data).zeros(x.shape, dtype=x.dtype))
-    return record_op("gather", out, (x,), lambda g, _: (scatter_add(zeros, axis, index, g),))
+    _fits_inside("gather", index, x.shape, axis, "x")
+    positions = _positions(index, axis)
+    out = x._data[positions]
+    return record_op("gather", out, (x,), lambda g, _: (_scatter_into_zeros(g, x, axis, index),))
+
+
+def _scatter_into_zeros(g: Tensor, x: Tensor, axis: int, index: Any) -> Tensor:
+    """zeros like x with g added at the gathered positions (gather's backward; allocated only when run)."""
+    return scatter_add(wrap(xp_of(g._data).zeros(x.shape, dtype=g.dtype)), axis, index, g)
+
+
+def _as_vector_index(index: Any) -> Any:
+    """A 0-d index as a 1-element vector (for the ops that see a 0-d tensor as a vector of one)."""
+    array = index._data if isinstance(index, Tensor) else as_array(index)
+    return array.reshape(1) if array.ndim == 0 else array
 
 
 def scatter_add(x: Any, axis: int, index: Any, src: Any, *, dim: int | None = None) -> Tensor:
-    """torch.scatter_add: out = x, then out[index[i][j]][j] += src[i][j] for axis 0."""
+    """torch.scatter_add: out = x, then out[index[i][j]][j] += src[i][j] for axis 0; only src's first
+    index.shape entries are used (index may be smaller than src, and than x off `axis`)."""
     x, src = _pair("scatter_add", x, src)
-    (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "scatter_add")
+    if x.ndim == 0:
+        vector_src = reshape(src, (1,)) if src.ndim == 0 else src
+        return reshape(scatter_add(reshape(x, (1,)), 0, _as_vector_index(index), vector_src), ())
+    axis = _one_axis(_axis(axis, dim, "scatter_add"), x.ndim, "scatter_add")
     index = _checked_index("scatter_add", index, x.shape[axis], f"axis {axis} of {x.shape}")
-    if index.shape != src.shape or index.ndim != x.ndim:
-        raise ShapeError(f"scatter_add: index {index.shape} and src {src.shape} must match and have x's rank {x.ndim}")
-    xp = xp_of(x.data)
-    positions = list(xp.indices(index.shape, sparse=True))
-    positions[axis] = index
-    out = x.data.copy()
-    _scatter_add_arrays(out, tuple(positions), src.data)
-    return record_op(
-        "scatter_add",
-        out,
-        (x, src),
-        lambda g, _: (_grad_to(g, x), gather(g, axis, index) if src.requires_grad else None),
-    )
+    _fits_inside("scatter_add", index, x.shape, axis, "x")
+    _fits_inside("scatter_add", index, src.shape, axis, "src", along_axis=True)
+    used = tuple(slice(0, n) for n in index.shape)
+    out = x._data.copy()
+    _scatter_add_arrays(out, _positions(index, axis), src._data[used].astype(out.dtype, copy=False))
+    unused = [(0, n - m) for n, m in zip(src.shape, index.shape)]
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        return _grad_to(g, x), _grad_for(src, lambda: pad(gather(g, axis, index), unused))
+
+    return record_op("scatter_add", out, (x, src), backward)
 
 
 def index_select(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Tensor:
-    """torch.index_select: the slices of x at `index` (1-D) along `axis`."""
+    """torch.index_select: the slices of x at `index` (1-D, or 0-d as one entry) along `axis`."""
     x = as_tensor(x, op="index_select")
-    (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "index_select")
-    index = _checked_index("index_select", index, x.shape[axis], f"axis {axis} of {x.shape}")
-    out = xp_of(x.data).take(x.data, index, axis=axis)
-    zeros = Tensor(xp_of(x.data).zeros(x.shape, dtype=x.dtype))
-    return record_op("index_select", out, (x,), lambda g, _: (index_add(zeros, axis, index, g),))
+    if x.ndim == 0:
+        return reshape(index_select(reshape(x, (1,)), 0, index), ())
+    axis = _one_axis(_axis(axis, dim, "index_select"), x.ndim, "index_select")
+    index = _as_vector_index(_checked_index("index_select", index, x.shape[axis], f"axis {axis} of {x.shape}"))
+    if index.ndim != 1:
+        raise ShapeError(f"index_select: index must be 0-d or 1-D, got shape {index.shape}")
+    out = xp_of(x._data).take(x._data, index, axis=axis)
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        return (index_add(wrap(xp_of(g._data).zeros(x.shape, dtype=g.dtype)), axis, index, g),)
+
+    return record_op("index_select", out, (x,), backward)
 
 
-def index_add(x: Any, axis: int, index: Any, source: Any, *, dim: int | None = None) -> Tensor:
-    """torch.index_add: out = x, then out[..., index[i], ...] += source[..., i, ...] along `axis`."""
+def index_add(x: Any, axis: int, index: Any, source: Any, *, dim: int | None = None, alpha: float = 1) -> Tensor:
+    """torch.index_add: out = x, then out[..., index[i], ...] += alpha * source[..., i, ...] along `axis`."""
     x, source = _pair("index_add", x, source)
-    (axis,) = _norm_axes(_axis(axis, dim), x.ndim, "index_add")
-    index = _checked_index("index_add", index, x.shape[axis], f"axis {axis} of {x.shape}")
+    if alpha != 1:
+        source = source * alpha
+    if x.ndim == 0:
+        return reshape(index_add(reshape(x, (1,)), 0, _as_vector_index(index), reshape(source, (-1,))), ())
+    axis = _one_axis(_axis(axis, dim, "index_add"), x.ndim, "index_add")
+    index = _as_vector_index(_checked_index("index_add", index, x.shape[axis], f"axis {axis} of {x.shape}"))
     expected = x.shape[:axis] + (index.shape[0],) + x.shape[axis + 1 :]
     if index.ndim != 1 or source.shape != expected:
         raise ShapeError(f"index_add: source has shape {source.shape}, expected {expected} for index {index.shape}")
-    out = x.data.copy()
-    _scatter_add_arrays(out, (slice(None),) * axis + (index,), source.data)
+    out = x._data.copy()
+    _scatter_add_arrays(out, (slice(None),) * axis + (index,), source._data.astype(out.dtype, copy=False))
     return record_op(
         "index_add",
         out,
         (x, source),
-        lambda g, _: (_grad_to(g, x), index_select(g, axis, index) if source.requires_grad else None),
+        lambda g, _: (_grad_to(g, x), _grad_for(source, lambda: index_select(g, axis, index))),
     )
 
 
@@ -1035,25 +1380,23 @@ def matmul(a: Any, b: Any) -> Tensor:
     a, b = _pair("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"matmul: operands need at least one axis, got shapes {a.shape} and {b.shape}")
+    if a.ndim == 1 and b.ndim == 1:  # a dot product
+        return reshape(matmul(reshape(a, (1, a.shape[0])), reshape(b, (b.shape[0], 1))), ())
     if a.ndim == 1:
-        return reshape(matmul(reshape(a, (1, -1)), b), b.shape[:-2] + b.shape[-1:])
+        return reshape(matmul(reshape(a, (1, a.shape[0])), b), b.shape[:-2] + b.shape[-1:])
     if b.ndim == 1:
-        return reshape(matmul(a, reshape(b, (-1, 1))), a.shape[:-1])
+        return reshape(matmul(a, reshape(b, (b.shape[0], 1))), a.shape[:-1])
     if a.shape[-1] != b.shape[-2]:
         raise ShapeError(
             f"matmul: shapes {a.shape} and {b.shape} do not fit ({a.shape[-1]} columns vs {b.shape[-2]} rows)"
         )
     if b.ndim == 2 and a.ndim > 2:  # [..., n, k] @ [k, m] as one 2-D product: BLAS is far faster than a batch
-        return reshape(matmul(reshape(a, (-1, a.shape[-1])), b), (*a.shape[:-1], b.shape[-1]))
-    try:
-        out = a.data @ b.data
-    except ValueError:
-        raise _broadcast_error("matmul (batch axes)", a, b) from None
+        rows = math.prod(a.shape[:-1])
+        return reshape(matmul(reshape(a, (rows, a.shape[-1])), b), (*a.shape[:-1], b.shape[-1]))
+    a, b, out = _binary("matmul (batch axes)", a, b, operator.matmul)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        grad_a = _grad_to(g @ swapaxes(b, -1, -2), a) if a.requires_grad else None
-        grad_b = _grad_to(swapaxes(a, -1, -2) @ g, b) if b.requires_grad else None
-        return grad_a, grad_b
+        return _grad_for(a, lambda: g @ swapaxes(b, -1, -2)), _grad_for(b, lambda: swapaxes(a, -1, -2) @ g)
 
     return record_op("matmul", out, (a, b), backward)
 
@@ -1064,36 +1407,99 @@ def outer(a: Any, b: Any) -> Tensor:
     return reshape(a, (-1, 1)) * reshape(b, (1, -1))
 
 
-def _parse_einsum(subscripts: str, count: int) -> tuple[list[str], str]:
-    """Split "ij,jk->ik" into input specs and the output spec (implicit output as NumPy does)."""
-    spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise ShapeError(f"einsum: ellipsis is not supported in {subscripts!r}; spell the axes out")
-    lhs, _, rhs = spec.partition("->")
-    inputs = lhs.split(",")
-    if len(inputs) != count:
-        raise ShapeError(f"einsum: {subscripts!r} names {len(inputs)} operands but {count} were given")
-    if "->" not in spec:
-        letters = "".join(inputs)
-        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
-    for term in inputs:
-        if len(set(term)) != len(term) or not builtins.all(c in string.ascii_letters for c in term):
-            raise ShapeError(f"einsum: {term!r} in {subscripts!r} repeats a letter (diagonals are not supported)")
-    return inputs, rhs
+def diagonal(x: Any, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of x over axes dim1 and dim2 (offset above it when positive), as a new last axis
+    (torch.diagonal, np.diagonal)."""
+    x = as_tensor(x, op="diagonal")
+    if x.ndim < 2:
+        raise ShapeError(f"diagonal: needs at least 2 axes, got shape {x.shape}")
+    axes = _norm_axes((dim1, dim2), x.ndim, "diagonal")
+    if len(axes) != 2:
+        raise ShapeError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
+    dim1, dim2 = dim1 % x.ndim, dim2 % x.ndim
+    out = xp_of(x._data).diagonal(x._data, offset, dim1, dim2).copy()
+    return record_op("diagonal", out, (x,), lambda g, _: (_diagonal_put(g, x.shape, offset, dim1, dim2),))
+
+
+def _diagonal_put(g: Tensor, shape: tuple[int, ...], offset: int, dim1: int, dim2: int) -> Tensor:
+    """zeros(shape) with g on the diagonal: diagonal's backward (whose own backward is diagonal)."""
+    xp = xp_of(g._data)
+    out = xp.zeros(shape, dtype=g.dtype)
+    length = g.shape[-1]
+    rows, cols = xp.arange(length) + builtins.max(-offset, 0), xp.arange(length) + builtins.max(offset, 0)
+    moved = xp.moveaxis(out, (dim1, dim2), (-2, -1))  # a view: writing into it writes into out
+    moved[..., rows, cols] = g._data
+    return record_op("diagonal_put", out, (g,), lambda gg, _: (diagonal(gg, offset, dim1, dim2),))
+
+
+def _expand_ellipsis(terms: list[str], tensors: list[Tensor], named: set[str]) -> tuple[list[str], str]:
+    """Replace each "..." by letters of its own, aligned from the right across operands and broadcast
+    to one shape (a size-1 axis stretched as NumPy's einsum does); returns the terms and those letters."""
+    parts = [t.shape[: t.ndim - len(term.replace("...", ""))] for term, t in zip(terms, tensors) if "..." in term]
+    if not parts:
+        return terms, ""
+    try:
+        common = np.broadcast_shapes(*parts)
+    except ValueError:
+        raise ShapeError(f"einsum: the axes under '...' ({parts}) do not broadcast together") from None
+    letters = "".join(c for c in string.ascii_letters if c not in named)[: len(common)]
+    for k, (term, t) in enumerate(zip(terms, tensors)):
+        if "..." in term:
+            own = t.ndim - len(term.replace("...", ""))
+            start = term.index("...")
+            shape = t.shape[:start] + common + t.shape[start + own :]
+            tensors[k] = broadcast_to(reshape(t, t.shape[:start] + (1,) * (len(common) - own) + t.shape[start:]), shape)
+            terms[k] = term.replace("...", letters)
+    return terms, letters
+
+
+def _take_diagonals(term: str, t: Tensor) -> tuple[str, Tensor]:
+    """A term with a repeated letter ("ii", "bjj") made distinct by taking the diagonal it names."""
+    while len(set(term)) != len(term):
+        letter = next(c for c in term if term.count(c) > 1)
+        first, second = term.index(letter), term.index(letter, term.index(letter) + 1)
+        if t.shape[first] != t.shape[second]:
+            raise ShapeError(f"einsum: letter {letter!r} labels axes of lengths {t.shape[first]} and {t.shape[second]}")
+        t = diagonal(t, 0, first, second)
+        term = term[:first] + term[first + 1 : second] + term[second + 1 :] + letter
+    return term, t
 
 
 def einsum(subscripts: str, *operands: Any) -> Tensor:
-    """Einstein summation, e.g. einsum("bij,bjk->bik", a, b); no ellipsis or repeated letters."""
-    inputs, output = _parse_einsum(subscripts, len(operands))
-    tensors = [as_tensor(o, op="einsum") for o in operands]
+    """Einstein summation as NumPy's and PyTorch's: "bij,bjk->bik", "...ij,...jk", "ii->i" (diagonals),
+    "ii" (trace); implicit output (no "->") in alphabetical order."""
+    tensors = [as_tensor(o, op="einsum") for o in (operands[0] if len(operands) == 1 and
+               isinstance(operands[0], (list, tuple)) else operands)]  # fmt: skip
     for t in tensors[1:]:
         _pair("einsum", tensors[0], t)
-    for term, t in zip(inputs, tensors):
-        if len(term) != t.ndim:
-            raise ShapeError(f"einsum: {term!r} names {len(term)} axes but the operand has shape {t.shape}")
+    spec = subscripts.replace(" ", "")
+    lhs, arrow, rhs = spec.partition("->")
+    terms = lhs.split(",")
+    named = set(spec) - set(".,->")
+    if len(terms) != len(tensors) or not builtins.all(c in string.ascii_letters for c in named):
+        raise ShapeError(f"einsum: {subscripts!r} must name {len(tensors)} operand(s) with letters, ',', '->', '...'")
+    for term, t in zip(terms, tensors):
+        if len(term.replace("...", "")) > t.ndim or ("..." not in term and len(term) != t.ndim):
+            raise ShapeError(f"einsum: {term!r} does not fit an operand of shape {t.shape}")
+    terms, broadcast_letters = _expand_ellipsis(terms, tensors, named)
+    if arrow:
+        output = rhs.replace("...", broadcast_letters)
+    else:
+        letters = "".join(terms)
+        output = broadcast_letters + "".join(sorted(c for c in set(letters) - set(broadcast_letters)
+                                                    if letters.count(c) == 1))  # fmt: skip
+    if len(set(output)) != len(output) or not set(output) <= set("".join(terms)):
+        raise ShapeError(f"einsum: output {output!r} of {subscripts!r} repeats a letter or names one no operand has")
+    for k in range(len(terms)):
+        terms[k], tensors[k] = _take_diagonals(terms[k], tensors[k])
+    return _einsum_distinct(terms, output, tensors)
+
+
+def _einsum_distinct(inputs: list[str], output: str, tensors: list[Tensor]) -> Tensor:
+    """einsum where every letter appears at most once per term (what `einsum` reduces every spec to)."""
     full = ",".join(inputs) + "->" + output
     try:
-        out = xp_of(tensors[0].data).einsum(full, *[t.data for t in tensors], optimize=len(tensors) > 1)
+        out = xp_of(tensors[0]._data).einsum(full, *[t._data for t in tensors], optimize=len(tensors) > 1)
     except ValueError as exc:
         shapes = ", ".join(str(t.shape) for t in tensors)
         raise ShapeError(f"einsum {full!r}: operand shapes {shapes} do not agree ({exc})") from None
@@ -1108,7 +1514,7 @@ def einsum(subscripts: str, *operands: Any) -> Tensor:
             elsewhere = set(output).union(*others)
             kept = "".join(c for c in inputs[k] if c in elsewhere)
             other_tensors = [tensors[i] for i in range(len(tensors)) if i != k]
-            grad = einsum(",".join([output, *others]) + "->" + kept, g, *other_tensors)
+            grad = _einsum_distinct([output, *others], kept, [g, *other_tensors])
             if kept != inputs[k]:  # letters summed inside operand k alone: their gradient is broadcast
                 kept_shape = [n if c in elsewhere else 1 for c, n in zip(inputs[k], t.shape)]
                 grad = broadcast_to(reshape(grad, kept_shape), t.shape)
@@ -1124,7 +1530,7 @@ def einsum(subscripts: str, *operands: Any) -> Tensor:
 def _compare(op: str, a: Any, b: Any) -> Tensor:
     a, b = _pair(op, a, b)
     try:
-        return Tensor(getattr(a.data, f"__{op}__")(b.data))
+        return Tensor(getattr(a._data, f"__{op}__")(b._data))
     except ValueError:
         raise _broadcast_error(op, a, b) from None
 
@@ -1157,3 +1563,138 @@ def gt(a: Any, b: Any) -> Tensor:
 def ge(a: Any, b: Any) -> Tensor:
     """a >= b elementwise."""
     return _compare("ge", a, b)
+
+
+# =================================================================================================
+# Writing into a tensor: item assignment and in-place ops
+# =================================================================================================
+def index_put(x: Any, index: Any, values: Any) -> Tensor:
+    """A copy of x with `values` written at x[index] (values broadcast to the indexed shape);
+    differentiable for both, as PyTorch's index_put. `x[index] = values` does this in place."""
+    x, values = _pair("index_put", x, values)
+    array_index = tensor_index(index)
+    out = x._data.copy()
+    try:
+        out[array_index] = values._data
+    except IndexError as exc:
+        raise index_error("index_put", x.shape, exc) from None
+    except ValueError:
+        raise ShapeError(f"index_put: values of shape {values.shape} do not fit x{_index_text(index)} "
+                         f"of shape {x._data[array_index].shape}") from None  # fmt: skip
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        return _grad_for(x, lambda: index_put(g, index, 0.0)), _grad_for(values, lambda: g[index])
+
+    return record_op("index_put", out, (x, values), backward)
+
+
+def _index_text(index: Any) -> str:
+    return f"[{index!r}]" if not isinstance(index, Tensor) else f"[tensor of shape {index.shape}]"
+
+
+def _inplace(op: str, x: Tensor, compute: Callable[[Tensor], Tensor], *others: Any) -> Tensor:
+    """x takes the value compute(x), in place: the one frame of every `_` method and `x op= y`.
+
+    Outside the tape (no grad mode, or nothing involved requires grad) the result is written into x's
+    own array, so views and `x.numpy()` see it. On the tape, x's old value moves, with its history, to
+    a fresh tensor that `compute` reads, and x becomes the result — so the backward of every earlier op
+    still sees the values it saw. Either way x's version moves on, and a backward through an op that
+    read x before the change refuses to run (see engine._check_unchanged).
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: in-place ops need a tinyzoo Tensor, got {type(x).__name__}")
+    recording = is_grad_enabled() and (x.requires_grad or builtins.any(
+        isinstance(o, Tensor) and o.requires_grad for o in others))  # fmt: skip
+    if recording and x.requires_grad and x._node is None:
+        raise GraphError(
+            f"{op}: x (shape {x.shape}) is a leaf tensor that requires grad, and changing it in place would "
+            "lose its gradient; do the update inside `with tz.no_grad():` (as optimizers do)"
+        )
+    if not recording:
+        with no_grad():
+            result = compute(x)
+        _check_fits(op, x, result)
+        try:
+            x._data[...] = result._data
+        except ValueError as exc:  # a read-only array: a broadcast view, a cached constant
+            raise GraphError(f"{op}: x (shape {x.shape}) is a read-only view and cannot be written to; "
+                             f"change a copy (x.clone()): {exc}") from None  # fmt: skip
+        x.bump_version()
+        return x
+    old = wrap(x._data)
+    old._node, old.requires_grad, old._version = x._node, x.requires_grad, x._version
+    result = compute(old)
+    _check_fits(op, x, result)
+    if result.dtype != x.dtype:
+        result = astype(result, x.dtype)
+    array = result._data if getattr(result._data.flags, "writeable", True) else result._data.copy()
+    x._data, x._node, x.requires_grad = array, result._node, result.requires_grad
+    x._version = result._node.sequence if result._node is not None else x._version
+    return x
+
+
+def _check_fits(op: str, x: Tensor, result: Tensor) -> None:
+    """An in-place result must keep x's shape, and may not need a higher dtype category (as PyTorch)."""
+    if result.shape != x.shape:
+        raise ShapeError(f"{op}: the result has shape {result.shape} but x has shape {x.shape} (in-place ops "
+                         "cannot broadcast x itself)")  # fmt: skip
+    if dtypes.category(result.dtype) > dtypes.category(x.dtype):
+        raise DTypeError(f"{op}: the result is {result.dtype} but x is {x.dtype}; it cannot be stored in x in "
+                         f"place (use x = x.{op.strip('_')}(...) for a new tensor)")  # fmt: skip
+
+
+def setitem(x: Tensor, index: Any, values: Any) -> None:
+    """x[index] = values, in place (ints, slices, None, Ellipsis, integer arrays, boolean masks)."""
+    _inplace("setitem", x, lambda old: index_put(old, index, values), values)
+
+
+def add_(x: Tensor, other: Any, *, alpha: float = 1) -> Tensor:
+    """x += alpha * other, in place."""
+    return _inplace("add_", x, lambda old: add(old, other, alpha=alpha), other)
+
+
+def sub_(x: Tensor, other: Any, *, alpha: float = 1) -> Tensor:
+    """x -= alpha * other, in place."""
+    return _inplace("sub_", x, lambda old: sub(old, other, alpha=alpha), other)
+
+
+def mul_(x: Tensor, other: Any) -> Tensor:
+    """x *= other, in place."""
+    return _inplace("mul_", x, lambda old: mul(old, other), other)
+
+
+def div_(x: Tensor, other: Any) -> Tensor:
+    """x /= other, in place."""
+    return _inplace("div_", x, lambda old: div(old, other), other)
+
+
+def pow_(x: Tensor, other: Any) -> Tensor:
+    """x **= other, in place."""
+    return _inplace("pow_", x, lambda old: pow(old, other), other)
+
+
+def clamp_(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """x limited to [min, max], in place."""
+    return _inplace("clamp_", x, lambda old: clamp(old, min, max), min, max)
+
+
+def masked_fill_(x: Tensor, mask: Any, value: Any) -> Tensor:
+    """x with `value` where mask is true, in place."""
+    return _inplace("masked_fill_", x, lambda old: masked_fill(old, mask, value), value)
+
+
+def fill_(x: Tensor, value: Any) -> Tensor:
+    """Every element of x set to `value` (a number or a 0-d tensor), in place."""
+    return _inplace("fill_", x, lambda old: broadcast_to(astype(as_tensor(value, old, op="fill_"), old.dtype),
+                                                         old.shape), value)  # fmt: skip
+
+
+def zero_(x: Tensor) -> Tensor:
+    """Every element of x set to 0, in place."""
+    return fill_(x, 0)
+
+
+def copy_(x: Tensor, src: Any) -> Tensor:
+    """x's values replaced by src's (broadcast to x's shape), in place; differentiable for src."""
+    return _inplace("copy_", x, lambda old: broadcast_to(astype(as_tensor(src, old, op="copy_"), old.dtype),
+                                                         old.shape), src)  # fmt: skip

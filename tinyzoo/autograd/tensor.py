@@ -1,6 +1,6 @@
 """The Tensor and the tape.
 
-A `Tensor` wraps an array (`.data`, NumPy or CuPy). When an op runs with grad mode on and one of its
+A `Tensor` wraps an array (`._data`, NumPy or CuPy). When an op runs with grad mode on and one of its
 inputs requires a gradient, `record_op` attaches a `Node` to the output: the op's name, its input
 tensors and a `backward(grad, out)` function that maps the output's gradient to one gradient per
 input. The nodes form the tape; `Tensor.backward()` (in `engine.py`) walks it in reverse.
@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import os
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from tinyzoo import backend
-from tinyzoo.errors import AnomalyError, DTypeError, IndexRangeError
+from tinyzoo import backend, dtypes
+from tinyzoo.errors import AnomalyError, DeviceError, DTypeError, GraphError, IndexRangeError
 
 BackwardFn = Callable[["Tensor", "Tensor"], tuple]
 
@@ -28,12 +31,13 @@ BackwardFn = Callable[["Tensor", "Tensor"], tuple]
 class _Mode:
     """Global switches of the tape: grad recording, anomaly detection, and op observers (tracing)."""
 
-    __slots__ = ("anomaly", "grad_enabled", "observers")
+    __slots__ = ("anomaly", "grad_enabled", "last_inplace", "observers")
 
     def __init__(self) -> None:
         self.grad_enabled = True
         self.anomaly = False
         self.observers: list = []
+        self.last_inplace = 0  # sequence number of the latest in-place change anywhere (0: none yet)
 
 
 MODE = _Mode()
@@ -69,22 +73,72 @@ class Node:
         self.backward = None
 
 
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding tinyzoo's own code
+
+
+def is_library_file(filename: str) -> bool:
+    """True for a file inside the installed tinyzoo package (not a user's script in a folder named tinyzoo)."""
+    return os.path.abspath(filename).startswith(PACKAGE_DIR + os.sep)
+
+
 def _user_frame() -> str:
     """file:line of the innermost stack frame outside tinyzoo (where the user's code made a tensor)."""
     for frame in reversed(traceback.extract_stack()):
-        if "/tinyzoo/" not in frame.filename.replace("\\", "/"):
+        if not is_library_file(frame.filename):
             return f"{frame.filename}:{frame.lineno}"
     return "<unknown>"
 
 
-class Tensor:
-    """An n-dimensional array that remembers how it was computed, so gradients can flow back."""
+class Device(str):
+    """A device name, "cpu" or "cuda:N", that is also a string ("cpu" == tz.device("cpu")).
 
-    __slots__ = ("__weakref__", "_hooks", "_node", "data", "grad", "name", "requires_grad")
+    Like torch.device it has `.type` ("cpu" or "cuda") and `.index` (None on the CPU).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: Any = "cpu") -> Device:
+        return super().__new__(cls, backend.normalize_device(name))
+
+    @property
+    def type(self) -> str:
+        """"cpu" or "cuda"."""
+        return self.partition(":")[0]
+
+    @property
+    def index(self) -> int | None:
+        """The GPU's number, or None on the CPU."""
+        return int(self[5:]) if self.startswith("cuda:") else None
+
+
+class Size(int):
+    """The number of elements (NumPy's `x.size`) that, called, gives the shape (PyTorch's `x.size()`)."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        out = super().__new__(cls, math.prod(shape))
+        out.shape = shape
+        return out
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        """The shape, or the length of axis `dim`."""
+        return self.shape if dim is None else self.shape[dim]
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed, so gradients can flow back.
+
+    `_version` is the tape's sequence number at the tensor's last in-place change (0: never changed);
+    a node whose input changed after the op ran (`_version > node.sequence`) refuses to run backward.
+    """
+
+    __slots__ = ("__weakref__", "_data", "_hooks", "_node", "_version", "grad", "name", "requires_grad")
     __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__, not NumPy's broadcasting
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
-        self.data = data if isinstance(data, np.ndarray) or _is_cupy(data) else as_array(data)
+        self._data = as_array(data)
+        self._version = 0
         self.grad: Tensor | None = None
         self._node: Node | None = None
         self._hooks: list | None = None
@@ -95,29 +149,84 @@ class Tensor:
 
     # ----- what a tensor is --------------------------------------------------------------------
     @property
+    def data(self) -> Any:
+        """The array (NumPy or CuPy). Assigning to it changes the tensor in place, outside the tape."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if isinstance(value, Tensor):  # `p.data -= lr * p.grad`: NumPy handed the subtraction to Tensor
+            if value.requires_grad:
+                raise GraphError(
+                    f"tensor.data = ...: the new value (shape {value.shape}) requires grad; assign an array, "
+                    "or compute it under no_grad() / with .detach()"
+                )
+            value = value._data
+        if isinstance(value, (np.generic, int, float, bool)):  # a number: a 0-d array of the tensor's dtype
+            value = backend.to_device(np.asarray(value, dtype=self._data.dtype), backend.device_of(self._data))
+        if not (isinstance(value, np.ndarray) or _is_cupy(value)):
+            raise DTypeError(f"tensor.data = ...: assign a NumPy or CuPy array, got {type(value).__name__}")
+        if backend.device_of(value) != backend.device_of(self._data):
+            raise DeviceError(
+                f"tensor.data = ...: the new array is on {backend.device_of(value)} but the tensor is on "
+                f"{backend.device_of(self._data)}; move it with backend.to_device first"
+            )
+        self._data = as_array(value)
+        self.bump_version()
+
+    def bump_version(self) -> None:
+        """Record that the tensor's values changed in place (backward through older ops will refuse).
+
+        The array's memory is stamped too, so views and detached tensors sharing it are caught as well.
+        """
+        self._version = stamp = next(_SEQUENCE)
+        MODE.last_inplace = stamp
+        root = _memory_owner(self._data)
+        key = id(root)
+        _ARRAY_VERSIONS[key] = (weakref.ref(root, lambda _: _ARRAY_VERSIONS.pop(key, None)), stamp)
+
+    def changed_since(self, sequence: int) -> bool:
+        """True when this tensor, or memory it shares, was changed in place after op number `sequence`."""
+        if self._version > sequence:
+            return True
+        root = _memory_owner(self._data)
+        entry = _ARRAY_VERSIONS.get(id(root))
+        return entry is not None and entry[0]() is root and entry[1] > sequence
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The array's shape."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
         """The array's dtype."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
         """Number of axes."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> Size:
+        """Number of elements (an int, as NumPy's); called, the shape (`x.size()`, `x.size(0)`, as PyTorch's)."""
+        return Size(self._data.shape)
+
+    def numel(self) -> int:
         """Number of elements."""
-        return self.data.size
+        return self._data.size
+
+    nelement = numel
+
+    def dim(self) -> int:
+        """Number of axes (PyTorch's name for ndim)."""
+        return self._data.ndim
 
     @property
-    def device(self) -> str:
-        """"cpu" or "cuda:N"."""
-        return backend.device_of(self.data)
+    def device(self) -> Device:
+        """"cpu" or "cuda:N" (a string with `.type` and `.index`, like torch.device)."""
+        return Device(backend.device_of(self._data))
 
     @property
     def is_leaf(self) -> bool:
@@ -142,15 +251,15 @@ class Tensor:
         extra = f", grad_fn={self.grad_fn}" if self._node is not None else ""
         extra += ", requires_grad=True" if self.requires_grad and self._node is None else ""
         dev = "" if self.device == "cpu" else f", device='{self.device}'"
-        body = np.array2string(backend.to_host(self.data), precision=4, separator=", ", prefix="tensor(")
+        body = np.array2string(backend.to_host(self._data), precision=4, separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{dev}{extra})"
 
     __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
 
     def __bool__(self) -> bool:
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"truth value of a tensor with shape {self.shape} is ambiguous; use .any() or .all()")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -166,33 +275,34 @@ class Tensor:
     # ----- leaving the tape ----------------------------------------------------------------------
     def requires_grad_(self, flag: bool = True) -> Tensor:
         """Mark this leaf as a parameter to differentiate (floating point only)."""
-        if flag and self.data.dtype.kind not in "fc":
+        if flag and self._data.dtype.kind not in "fc":
             raise DTypeError(
                 f"only floating-point tensors can require gradients, got dtype {self.dtype} with shape "
                 f"{self.shape}; convert first, e.g. x.astype('float32')"
             )
-        if flag and self.data.dtype.kind == "c":
+        if flag and self._data.dtype.kind == "c":
             raise DTypeError("complex tensors are not supported by tinyzoo's autograd")
         self.requires_grad = flag
         return self
 
     def detach(self) -> Tensor:
         """The same data, cut from the tape."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def numpy(self) -> np.ndarray:
-        """A NumPy copy of the data (copies from the GPU when needed)."""
-        return backend.to_host(self.data).copy()
+        """The data as a NumPy array: on the CPU the tensor's own array (changing one changes the other,
+        as in PyTorch), from a GPU a host copy."""
+        return self._data if isinstance(self._data, np.ndarray) else backend.to_host(self._data)
 
     def item(self) -> float | int | bool:
         """The single value of a one-element tensor as a Python number."""
-        if self.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}; reduce it first")
-        return backend.to_host(self.data).reshape(()).item()
+        return backend.to_host(self._data).reshape(()).item()
 
     def tolist(self) -> Any:
         """The data as nested Python lists."""
-        return backend.to_host(self.data).tolist()
+        return backend.to_host(self._data).tolist()
 
     def zero_grad_(self) -> None:
         """Forget the accumulated gradient."""
@@ -208,11 +318,23 @@ class Tensor:
         self._hooks.append(hook)
         return lambda: self._hooks.remove(hook)
 
-    def backward(self, grad: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (grad is required unless self is a scalar)."""
+    def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False,
+                 *, grad: Any = None) -> None:  # fmt: skip
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`; `gradient` (PyTorch's name; `grad=` also
+        works) is required unless self is a scalar."""
         from tinyzoo.autograd.engine import backward
 
-        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+        backward(self, gradient if grad is None else grad, retain_graph=retain_graph, create_graph=create_graph)
+
+
+_ARRAY_VERSIONS: dict[int, tuple[weakref.ref, int]] = {}  # id(memory owner) -> (its weakref, last change)
+
+
+def _memory_owner(array: Any) -> Any:
+    """The array that owns the memory `array` views (itself when it owns its memory)."""
+    while isinstance(getattr(array, "base", None), type(array)):
+        array = array.base
+    return array
 
 
 def _is_cupy(data: Any) -> bool:
@@ -221,16 +343,23 @@ def _is_cupy(data: Any) -> bool:
 
 
 def as_array(data: Any, dtype: Any = None, device: str | None = None) -> Any:
-    """Convert Python scalars, lists and arrays to an array; Python floats become float32 like torch."""
+    """The one conversion of data to an array, with PyTorch's dtype rules and tinyzoo's checks.
+
+    Arrays and NumPy scalars keep their dtype; Python floats (and lists of them) become float32, Python
+    ints int64, bools bool. Strings, objects and complex numbers are refused with a DTypeError.
+    """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, np.ndarray) or _is_cupy(data):
-        array = data if dtype is None else data.astype(dtype, copy=False)
+        array = data if dtype is None else data.astype(dtypes.as_dtype(dtype), copy=False)
     else:
-        array = np.asarray(data, dtype=dtype)
-        if dtype is None and array.dtype == np.float64:
-            array = array.astype(np.float32)
-    if array.dtype.kind in "OUSVcmM":
+        try:
+            array = np.asarray(data, dtype=None if dtype is None else dtypes.as_dtype(dtype))
+        except (ValueError, TypeError) as exc:
+            raise DTypeError(f"cannot make a tensor from {type(data).__name__}: {exc}") from None
+        if dtype is None and array.dtype == np.float64 and not isinstance(data, np.generic):
+            array = array.astype(dtypes.DEFAULT_FLOAT)
+    if array.dtype.kind not in "biuf":
         raise DTypeError(
             f"tinyzoo tensors hold real numbers or booleans; got dtype {array.dtype} from {type(data).__name__}"
         )
@@ -247,17 +376,22 @@ class IndexedGrad:
     the backward pass is not itself recorded (create_graph=False).
     """
 
-    __slots__ = ("advanced", "data", "dtype", "index", "shape")
+    __slots__ = ("_data", "advanced", "dtype", "index", "shape")
+
+    @property
+    def data(self) -> Any:
+        """The values to add at `index`."""
+        return self._data
 
     def __init__(self, data: Any, shape: tuple[int, ...], index: Any, advanced: bool) -> None:
-        self.data, self.shape, self.index, self.dtype, self.advanced = data, shape, index, data.dtype, advanced
+        self._data, self.shape, self.index, self.dtype, self.advanced = data, shape, index, data.dtype, advanced
 
     def add_into(self, buffer: Any) -> None:
         """buffer[index] += data (repeated integer indices add up)."""
         if self.advanced:
-            backend.scatter_add(buffer, self.index, self.data)
+            backend.scatter_add(buffer, self.index, self._data)
         else:
-            buffer[self.index] += self.data
+            buffer[self.index] += self._data
 
 
 def wrap(array: Any) -> Tensor:
@@ -266,9 +400,10 @@ def wrap(array: Any) -> Tensor:
     Skips `Tensor.__init__`'s conversion and checks, which cost more than a tiny op's arithmetic.
     """
     out = Tensor.__new__(Tensor)
-    out.data = array
+    out._data = array
     out.grad = out._hooks = out.name = out._node = None
     out.requires_grad = False
+    out._version = 0
     return out
 
 
@@ -354,9 +489,9 @@ def detect_anomaly() -> Iterator[None]:
 def tensor_index(index: Any) -> Any:
     """Replace Tensors inside an index expression by their arrays."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return as_array(index) if index and not isinstance(index[0], slice) else index
     return index

@@ -67,7 +67,7 @@ def squash(s: Any, axis: int = -1) -> Tensor:
     squared = tz_sum(s * s, axis, keepdims=True)
     # s·|s|/(1+|s|²) is the same function without the 0/0 of s/|s|; tinyzoo's norm has a zero
     # (sub)gradient at the zero vector, so the gradient stays finite there.
-    return s * (norm(s, axis, keepdims=True) / (squared + 1))
+    return s * (norm(s, axis=axis, keepdims=True) / (squared + 1))
 
 
 def dynamic_routing(u_hat: Any, iterations: int = 3, *, impl: str | None = None) -> Tensor:

@@ -257,7 +257,7 @@ def _normalize(x: Tensor, axes: tuple[int, ...], eps: float) -> tuple[Tensor, An
     out = centred * inv_std
 
     def backward(g: Tensor, x_hat: Tensor) -> tuple:
-        scale = _saved(inv_std, lambda: 1 / ops.sqrt(ops.var(x, axes, keepdims=True) + eps))
+        scale = _saved(inv_std, lambda: 1 / ops.sqrt(ops.var(x, axes, keepdims=True, correction=0) + eps))
         mean_g, mean_gx = ops.mean(g, axes, keepdims=True), ops.mean(g * x_hat, axes, keepdims=True)
         return (scale * (g - mean_g - x_hat * mean_gx),)
 
