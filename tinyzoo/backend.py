@@ -159,7 +159,7 @@ def keep_freed_memory(largest_array: int = 32 << 20, keep: int = 1 << 30) -> boo
 
 def erf(array: Any) -> Any:
     """The error function, elementwise (math.erf on the host, cupyx.scipy.special.erf on a GPU)."""
-    if isinstance(array, np.ndarray):
+    if isinstance(array, (np.ndarray, np.generic)):
         return np.asarray(np.frompyfunc(math.erf, 1, 1)(array), dtype=array.dtype)
     from cupyx.scipy.special import erf as cupy_erf
 

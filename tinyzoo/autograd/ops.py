@@ -763,10 +763,10 @@ def _on_one_axis(fn: Callable[..., Tensor], x: Tensor, axis: int | None, **optio
 def logsumexp(
     x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None
 ) -> Tensor:
-    """log Σ e^x over `axis` (the last by default), shifted by the max so it never overflows."""
+    """log Σ e^x over `axis` (every axis by default), shifted by the max so it never overflows."""
     x = _float_input("logsumexp", x)
     xp = xp_of(x._data)
-    axes, keepdims = _norm_axes(_axis_or_last(axis, dim), x.ndim, "logsumexp"), _keep(keepdims, keepdim)
+    axes, keepdims = _norm_axes(_axis(axis, dim, "logsumexp"), x.ndim, "logsumexp"), _keep(keepdims, keepdim)
     if builtins.any(x.shape[a] == 0 for a in axes):  # log of an empty sum
         return sum(x, axes, keepdims) - math.inf
     peak = xp.max(x._data, axis=axes, keepdims=True)
@@ -1337,7 +1337,10 @@ def index_select(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Te
     """torch.index_select: the slices of x at `index` (1-D, or 0-d as one entry) along `axis`."""
     x = as_tensor(x, op="index_select")
     if x.ndim == 0:
-        return reshape(index_select(reshape(x, (1,)), 0, index), ())
+        vector_index = _as_vector_index(index)
+        if vector_index.shape != (1,):
+            raise ShapeError(f"index_select: a 0-d x takes one index, got index of shape {vector_index.shape}")
+        return reshape(index_select(reshape(x, (1,)), 0, vector_index), ())
     axis = _one_axis(_axis(axis, dim, "index_select"), x.ndim, "index_select")
     index = _as_vector_index(_checked_index("index_select", index, x.shape[axis], f"axis {axis} of {x.shape}"))
     if index.ndim != 1:
@@ -1435,7 +1438,11 @@ def _diagonal_put(g: Tensor, shape: tuple[int, ...], offset: int, dim1: int, dim
 def _expand_ellipsis(terms: list[str], tensors: list[Tensor], named: set[str]) -> tuple[list[str], str]:
     """Replace each "..." by letters of its own, aligned from the right across operands and broadcast
     to one shape (a size-1 axis stretched as NumPy's einsum does); returns the terms and those letters."""
-    parts = [t.shape[: t.ndim - len(term.replace("...", ""))] for term, t in zip(terms, tensors) if "..." in term]
+    def under_ellipsis(term: str, t: Tensor) -> tuple[int, ...]:
+        start = term.index("...")
+        return t.shape[start : start + t.ndim - len(term) + 3]
+
+    parts = [under_ellipsis(term, t) for term, t in zip(terms, tensors) if "..." in term]
     if not parts:
         return terms, ""
     try:

@@ -185,7 +185,8 @@ class Transformer(nn.Module):
         with tz.no_grad():
             memory, padding = self.encode(src)
             B = len(padding)
-            memory, padding = tz.repeat_interleave(memory, k, axis=0), np.repeat(padding, k, axis=0)  # [B·k, S, d], [B·k, S]
+            memory = tz.repeat_interleave(memory, k, axis=0)  # [B·k, S, d]
+            padding = np.repeat(padding, k, axis=0)  # [B·k, S]
             seqs = np.full((B, k, 1), bos)  # [B, k, t + 1]
             scores = np.full((B, k), -np.inf)  # Σ log p of each hypothesis                     [B, k]
             scores[:, 0] = 0.0  # one live hypothesis to start with, so the k first picks differ

@@ -8,6 +8,8 @@
 
 Values are kept well-conditioned on purpose: away from the kinks of relu/abs/max (where finite
 differences straddle a corner) and, with `positive=True`, away from zero for log/sqrt/division.
+Shapes, on the other hand, are awkward on purpose: 0-d tensors, zero-length axes and size-1 axes are
+drawn by default, and `arrays(..., views=True)` hands out non-contiguous and negative-stride views.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ from hypothesis.extra import numpy as hnp
 KINK_GAP = 1e-2  # finite differences with eps=1e-6 never cross a kink this far away
 
 
-def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy:
-    """Array shapes, including 0-d and size-1 axes."""
+def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 0, max_side: int = 4) -> st.SearchStrategy:
+    """Array shapes, including 0-d tensors, zero-length axes (min_side=0) and size-1 axes."""
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 
-def broadcastable_shapes(max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy:
-    """Pairs of shapes that broadcast together (NumPy rules), often of different rank."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims, max_side=max_side).map(
-        lambda bs: bs.input_shapes
-    )
+def broadcastable_shapes(
+    max_dims: int = 3, max_side: int = 4, min_side: int = 0, num_shapes: int = 2
+) -> st.SearchStrategy:
+    """Tuples of shapes that broadcast together (NumPy rules), often of different rank, size 1 and 0 included."""
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num_shapes, max_dims=max_dims, min_side=min_side, max_side=max_side
+    ).map(lambda bs: bs.input_shapes)
 
 
 @st.composite
@@ -53,11 +57,15 @@ def arrays(
     positive: bool = False,
     away_from_zero: bool = False,
     distinct: bool = False,
+    dtype: np.dtype | str = "float64",
+    views: bool = False,
 ) -> np.ndarray:
-    """float64 arrays with values in [low, high]; options keep them where finite differences are exact.
+    """Arrays of `dtype` (float64 by default) with values in [low, high]; options keep them where finite
+    differences are exact.
 
     positive: values in [0.1, high] (for log, sqrt, division). away_from_zero: |x| >= KINK_GAP
     (relu, abs, leaky_relu). distinct: entries pairwise at least KINK_GAP apart (max, min, sort).
+    views: the array may come back as a non-contiguous or negative-stride view of a larger one.
     """
     if not isinstance(shape, tuple):
         shape = draw(shape)
@@ -68,9 +76,37 @@ def arrays(
     if distinct and values.size > 1:  # keep the drawn order, space the values evenly over [low, high]
         ranks = np.argsort(np.argsort(values.ravel(), kind="stable"), kind="stable")
         values = np.linspace(low, high, values.size)[ranks].reshape(shape)
+    values = values.astype(dtype)
+    return draw(strided_views(values)) if views else values
+
+
+@st.composite
+def strided_views(draw: st.DrawFn, values: np.ndarray) -> np.ndarray:
+    """The same values as an awkward view: reversed along an axis, every other element of a larger
+    array, or transposed from its reverse — or the array itself."""
+    if values.ndim == 0:
+        return values
+    kind = draw(st.sampled_from(["contiguous", "reversed", "every_other", "transposed"]))
+    if kind == "reversed":
+        axis = draw(st.integers(0, values.ndim - 1))
+        holder = np.flip(values, axis).copy()
+        return np.flip(holder, axis)  # a negative-stride view with the drawn values
+    if kind == "every_other":
+        holder = np.zeros(tuple(2 * n for n in values.shape), dtype=values.dtype)
+        holder[tuple(slice(None, None, 2) for _ in values.shape)] = values
+        return holder[tuple(slice(None, None, 2) for _ in values.shape)]
+    if kind == "transposed" and values.ndim > 1:
+        return np.ascontiguousarray(values.T).T  # Fortran order: not C-contiguous
     return values
 
 
-def index_arrays(length: int, shape: tuple[int, ...] | st.SearchStrategy) -> st.SearchStrategy:
-    """Integer index arrays with entries in [0, length)."""
-    return hnp.arrays(np.int64, shape, elements=st.integers(0, max(length - 1, 0)))
+def index_arrays(length: int, shape: tuple[int, ...] | st.SearchStrategy, negative: bool = False) -> st.SearchStrategy:
+    """Integer index arrays with entries in [0, length) (or [-length, length) with negative=True).
+
+    With length 0 nothing can be indexed: give a shape with a zero-length axis then."""
+    return hnp.arrays(np.int64, shape, elements=st.integers(-length if negative else 0, max(length - 1, 0)))
+
+
+def float_dtypes() -> st.SearchStrategy:
+    """float64 or float32."""
+    return st.sampled_from([np.dtype(np.float64), np.dtype(np.float32)])
