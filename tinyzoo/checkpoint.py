@@ -13,6 +13,7 @@ so a crash mid-save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 import zipfile
@@ -127,6 +128,28 @@ def _read_header(zf: zipfile.ZipFile, path: Path) -> dict:
     return header
 
 
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    """One stored array, after checking that the size its header declares is the size stored.
+
+    A tampered or corrupt header could otherwise declare terabytes and make NumPy try to allocate them.
+    """
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise CheckpointError(f"{path}: member {info.filename} has an unknown .npy format version {version}")
+        shape, _, dtype = read_header[version](f)
+        declared = math.prod(shape) * dtype.itemsize
+        stored = info.file_size - f.tell()
+        if declared != stored or dtype.hasobject:
+            raise CheckpointError(
+                f"{path}: member {info.filename} declares an array of shape {shape} and dtype {dtype} "
+                f"({declared:,} bytes) but stores {stored:,} bytes; the file is corrupt or was tampered with"
+            )
+    with zf.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
 def load(path: str | os.PathLike) -> Any:
     """The tree saved by `save`, with NumPy arrays; CheckpointError for a truncated or foreign file."""
     path = Path(path)
@@ -134,10 +157,9 @@ def load(path: str | os.PathLike) -> Any:
         with zipfile.ZipFile(path) as zf:
             header = _read_header(zf, path)
             members = {}
-            for name in zf.namelist():
-                if name != HEADER:
-                    with zf.open(name) as f:
-                        members[name.removesuffix(".npy")] = np.lib.format.read_array(f, allow_pickle=False)
+            for info in zf.infolist():
+                if info.filename != HEADER:
+                    members[info.filename.removesuffix(".npy")] = _read_member(zf, info, path)
         return _decode(header["tree"], members)
     except (CheckpointError, FileNotFoundError):
         raise

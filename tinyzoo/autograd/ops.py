@@ -24,6 +24,7 @@ import numpy as np
 
 from tinyzoo import dtypes
 from tinyzoo.autograd.tensor import (
+    MODE,
     IndexedGrad,
     Tensor,
     as_array,
@@ -1599,8 +1600,8 @@ def _index_text(index: Any) -> str:
     return f"[{index!r}]" if not isinstance(index, Tensor) else f"[tensor of shape {index.shape}]"
 
 
-def _inplace(op: str, x: Tensor, compute: Callable[[Tensor], Tensor], *others: Any) -> Tensor:
-    """x takes the value compute(x), in place: the one frame of every `_` method and `x op= y`.
+def _inplace(op: str, x: Tensor, compute: Callable[..., Tensor], *others: Any) -> Tensor:
+    """x takes the value compute(x, *others), in place: the one frame of every `_` method and `x op= y`.
 
     Outside the tape (no grad mode, or nothing involved requires grad) the result is written into x's
     own array, so views and `x.numpy()` see it. On the tape, x's old value moves, with its history, to
@@ -1619,7 +1620,7 @@ def _inplace(op: str, x: Tensor, compute: Callable[[Tensor], Tensor], *others: A
         )
     if not recording:
         with no_grad():
-            result = compute(x)
+            result = compute(x, *others)
         _check_fits(op, x, result)
         try:
             x._data[...] = result._data
@@ -1630,13 +1631,14 @@ def _inplace(op: str, x: Tensor, compute: Callable[[Tensor], Tensor], *others: A
         return x
     old = wrap(x._data)
     old._node, old.requires_grad, old._version = x._node, x.requires_grad, x._version
-    result = compute(old)
+    result = compute(old, *(old if o is x else o for o in others))  # (x.mul_(x) reads the old x twice)
     _check_fits(op, x, result)
     if result.dtype != x.dtype:
         result = astype(result, x.dtype)
     array = result._data if getattr(result._data.flags, "writeable", True) else result._data.copy()
     x._data, x._node, x.requires_grad = array, result._node, result.requires_grad
-    x._version = result._node.sequence if result._node is not None else x._version
+    if result._node is not None:  # ops recorded before this one that read x must not run backward any more
+        x._version = MODE.last_inplace = result._node.sequence
     return x
 
 
@@ -1652,48 +1654,48 @@ def _check_fits(op: str, x: Tensor, result: Tensor) -> None:
 
 def setitem(x: Tensor, index: Any, values: Any) -> None:
     """x[index] = values, in place (ints, slices, None, Ellipsis, integer arrays, boolean masks)."""
-    _inplace("setitem", x, lambda old: index_put(old, index, values), values)
+    _inplace("setitem", x, lambda old, v: index_put(old, index, v), values)
 
 
 def add_(x: Tensor, other: Any, *, alpha: float = 1) -> Tensor:
     """x += alpha * other, in place."""
-    return _inplace("add_", x, lambda old: add(old, other, alpha=alpha), other)
+    return _inplace("add_", x, lambda old, o: add(old, o, alpha=alpha), other)
 
 
 def sub_(x: Tensor, other: Any, *, alpha: float = 1) -> Tensor:
     """x -= alpha * other, in place."""
-    return _inplace("sub_", x, lambda old: sub(old, other, alpha=alpha), other)
+    return _inplace("sub_", x, lambda old, o: sub(old, o, alpha=alpha), other)
 
 
 def mul_(x: Tensor, other: Any) -> Tensor:
     """x *= other, in place."""
-    return _inplace("mul_", x, lambda old: mul(old, other), other)
+    return _inplace("mul_", x, lambda old, o: mul(old, o), other)
 
 
 def div_(x: Tensor, other: Any) -> Tensor:
     """x /= other, in place."""
-    return _inplace("div_", x, lambda old: div(old, other), other)
+    return _inplace("div_", x, lambda old, o: div(old, o), other)
 
 
 def pow_(x: Tensor, other: Any) -> Tensor:
     """x **= other, in place."""
-    return _inplace("pow_", x, lambda old: pow(old, other), other)
+    return _inplace("pow_", x, lambda old, o: pow(old, o), other)
 
 
 def clamp_(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
     """x limited to [min, max], in place."""
-    return _inplace("clamp_", x, lambda old: clamp(old, min, max), min, max)
+    return _inplace("clamp_", x, lambda old, low, high: clamp(old, low, high), min, max)
 
 
 def masked_fill_(x: Tensor, mask: Any, value: Any) -> Tensor:
     """x with `value` where mask is true, in place."""
-    return _inplace("masked_fill_", x, lambda old: masked_fill(old, mask, value), value)
+    return _inplace("masked_fill_", x, lambda old, v: masked_fill(old, mask, v), value)
 
 
 def fill_(x: Tensor, value: Any) -> Tensor:
     """Every element of x set to `value` (a number or a 0-d tensor), in place."""
-    return _inplace("fill_", x, lambda old: broadcast_to(astype(as_tensor(value, old, op="fill_"), old.dtype),
-                                                         old.shape), value)  # fmt: skip
+    return _inplace("fill_", x, lambda old, v: broadcast_to(astype(as_tensor(v, old, op="fill_"), old.dtype),
+                                                            old.shape), value)  # fmt: skip
 
 
 def zero_(x: Tensor) -> Tensor:
@@ -1703,5 +1705,5 @@ def zero_(x: Tensor) -> Tensor:
 
 def copy_(x: Tensor, src: Any) -> Tensor:
     """x's values replaced by src's (broadcast to x's shape), in place; differentiable for src."""
-    return _inplace("copy_", x, lambda old: broadcast_to(astype(as_tensor(src, old, op="copy_"), old.dtype),
-                                                         old.shape), src)  # fmt: skip
+    return _inplace("copy_", x, lambda old, v: broadcast_to(astype(as_tensor(v, old, op="copy_"), old.dtype),
+                                                            old.shape), src)  # fmt: skip
