@@ -210,22 +210,27 @@ def test_chromium_shows_pages_without_errors_or_broken_images(site, tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = BROWSER
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,900",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1500,950",
                  f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     shots = Path(os.environ.get("TINYZOO_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
+    gat = module_files()["tinyzoo.models.gat"]
+    first_class = next(n.lineno for n in ast.parse(gat.read_text(encoding="utf-8")).body if isinstance(n, ast.ClassDef))
+    opened = {"index": "index.html", "gat": f"{page_name('tinyzoo.models.gat')}#L{first_class}",
+              "gpt": page_name("tinyzoo.models.gpt"), "ponder_net": page_name("tinyzoo.models.ponder_net")}  # fmt: skip
     driver = webdriver.Chrome(options=options, service=Service(DRIVER))
     try:
-        for name in ("index", "gat", "gpt", "ponder_net"):
-            page = site / ("index.html" if name == "index" else page_name(f"tinyzoo.models.{name}"))
-            driver.get(page.as_uri())
+        for name, url in opened.items():
+            driver.get((site / "index.html").as_uri().removesuffix("index.html") + url)
             errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
             broken = driver.execute_script(
                 "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
             )
             assert driver.title and not errors and not broken, (name, errors, broken)
+            if "#" in url:  # the line anchor is there and is the target the browser scrolled to
+                assert driver.execute_script("return document.querySelector(':target').id") == url.partition("#")[2]
             assert driver.save_screenshot(str(shots / f"site_{name}.png"))
             assert (shots / f"site_{name}.png").stat().st_size > 10_000
     finally:

@@ -345,6 +345,7 @@ class Site:
             'New here? Read <a href="reading.html">how to read this</a>, then the '
             '<a href="ops.html">op rules</a> of the engine.</p>\n'
             '<h2>the zoo</h2>\n<table class="zoo">\n' + "\n".join(rows) + "\n</table>\n"
+            "<p>† ran with <code>OPENBLAS_NUM_THREADS=1</code>; times are from a 2-core CPU sandbox.</p>\n"
             '<p>The full results, with run histories and benchmarks: <a href="results.html">results</a>.</p>\n'
             "<h2>the layers</h2>\n" + "\n".join(layers)
         )
