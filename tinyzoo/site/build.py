@@ -273,18 +273,25 @@ class Site:
         args = sample if isinstance(sample, tuple) else (sample,)
         with record_modules(model):
             outputs = list(_grad_tensors(model(*args)))
-        loss = sum((t.mean() for t in outputs[1:]), outputs[0].mean())
-        tape = self.out / "tapes" / f"{module}.svg"
-        draw_graph(loss, tape, model=model, collapse_modules=model, use_dot=False)
-        loss.backward()
-        with_grad = sum(p.grad is not None for p in model.parameters())
         name = module.rpartition(".")[2]
-        return (
+        explained = (
             f"<h2>explain</h2>\n<p><code>python -m tinyzoo explain {name}</code> on <code>demo()</code>'s input:</p>"
             f"\n<pre class=\"explain\">{html.escape(table)}</pre>\n"
+        )
+        if not outputs:
+            self.notes.append(f"{module}: the demo's forward records no tape")
+            return explained + ('<p class="note">Its forward pass on the demo input puts nothing on the tape (no '
+                                "output needs a gradient), so there is no tape to draw.</p>")  # fmt: skip
+        loss = sum((t.mean() for t in outputs[1:]), outputs[0].mean())
+        tape = self.out / "tapes" / f"{module}.svg"
+        draw_graph(loss, tape, model=model, collapse_modules=_boxes(model), use_dot=False)
+        loss.backward()
+        with_grad = sum(p.grad is not None for p in model.parameters())
+        return explained + (
             f"<h2>the tape</h2>\n<p>One forward pass on the same input, reduced to a scalar (the mean of every output "
-            f"that needs a gradient), one box per sub-module; <code>backward()</code> then walked it and reached "
-            f"{with_grad} of the model's {len(list(model.parameters()))} parameters.</p>\n"
+            f"that needs a gradient), drawn with one box per sub-module (per block, for a list of blocks); "
+            f"<code>backward()</code> then walked it and reached {with_grad} of the model's "
+            f"{len(list(model.parameters()))} parameters.</p>\n"
             f'<div class="tape"><a href="tapes/{tape.name}"><img src="tapes/{tape.name}" '
             f'alt="the tape of {html.escape(name)}"></a></div>\n<p>(Scroll, or open the drawing on its own.)</p>'
         )
@@ -372,6 +379,17 @@ class Site:
             self.notes.append(f"no {results}: the results page only says so")
             self.write("results.html", "results", "<p>The results are in docs/results.md of a checkout.</p>")
         self.index_page()
+
+
+def _boxes(model: Any) -> list[Any]:
+    """The modules drawn as one box each on a tape: the model's children, a ModuleList's or ModuleDict's items
+    in place of the container (it is never called itself, so its ops would be drawn one by one)."""
+    from tinyzoo.nn.module import ModuleDict, ModuleList
+
+    boxes = []
+    for child in model.children():
+        boxes += list(child.children()) if isinstance(child, ModuleList | ModuleDict) else [child]
+    return boxes
 
 
 def _grad_tensors(value: Any) -> Iterator[Any]:
