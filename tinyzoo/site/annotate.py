@@ -157,6 +157,19 @@ class SymbolIndex:
             return Target(f"{module}.{name}")
         return None
 
+    def resolve_path(self, module: str, dotted: str) -> Target | None:
+        """What a dotted name written in `module`'s prose means (`EdgeAttention`, `nn.Linear`,
+        `tinyzoo.models.gatv2`); None unless each part before the last is a tinyzoo module."""
+        if dotted in self.modules:
+            return Target(dotted)
+        first, *rest = dotted.split(".")
+        target = Target("tinyzoo") if first == "tinyzoo" else self.resolve(module, first)
+        for name in rest:
+            if target is None or target.line is not None:
+                return None
+            target = self.resolve(target.module, name)
+        return target
+
     def module_alias(self, module: str, name: str) -> str | None:
         """The module that the local `name` stands for in `module` (`tz` -> tinyzoo), or None."""
         target = self.resolve(module, name)

@@ -8,6 +8,7 @@ figures that need training are copied from docs/figures/, never made again.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import html
 import importlib
@@ -72,8 +73,9 @@ backward rule written with tinyzoo ops, so that gradients are themselves differe
 
 The layers import only from those below them:
 `backend → autograd → kernels → nn/optim → data, checkpoint → study, train → models → examples`.
-Start with `tinyzoo.autograd.tensor` (the tape) and `tinyzoo.autograd.ops`, then `tinyzoo.nn.module`,
-then any model.
+Start with [tinyzoo.autograd.tensor](tinyzoo/autograd/tensor.py) (the tape) and
+[tinyzoo.autograd.ops](tinyzoo/autograd/ops.py), then [tinyzoo.nn.module](tinyzoo/nn/module.py), then any model
+of [the zoo](README.md).
 """
 
 
@@ -116,10 +118,11 @@ def layer_of(module: str) -> str:
     return LAYERS[-1][0]
 
 
-def first_line(source: str) -> str:
-    """The first line of a module's docstring ('' without one)."""
-    match = re.match(r'\s*(?:#.*\n\s*)*[rub]*"""(.*)', source)
-    return match.group(1).rstrip('"').strip() if match else ""
+def summary(source: str) -> str:
+    """The first sentence of a module's docstring ('' without one)."""
+    paragraph = " ".join((ast.get_docstring(ast.parse(source)) or "").split("\n\n")[0].split())
+    sentence = re.match(r"(.+?[.!?])(?:\s|$)", paragraph)
+    return sentence.group(1) if sentence else paragraph
 
 
 def zoo_rows(readme: Path) -> list[ZooRow]:
@@ -195,6 +198,15 @@ class Site:
         rendered = re.sub(r'(href|src)="([^"]*)"', link, rendered)
         return re.sub(r'<a href="" data-unlinked="([^"]*)">(.*?)</a>', r'<span title="\1">\2</span>', rendered)
 
+    def link_names(self, rendered: str, module: str) -> str:
+        """Link `name` and `module.name` code spans of prose written in `module` to their definitions."""
+
+        def link(match: re.Match) -> str:
+            target = self.symbols.resolve_path(module, match.group(1))
+            return f'<a href="{self.href(target)}">{match.group(0)}</a>' if target else match.group(0)
+
+        return re.sub(r"<code>([A-Za-z_][\w.]*?)(?:\(\))?</code>", link, rendered)
+
     def inline(self, markdown: str, base: str = "") -> str:
         """Inline Markdown (a table cell) to HTML, links rewritten."""
         return self.relink(MARKDOWN.renderInline(markdown), base)
@@ -225,7 +237,7 @@ class Site:
             rendered = "\n".join(
                 f'<span class="line" id="L{n}"><a class="ln" href="#L{n}">{n}</a>{code[n - 1]}</span>' for n in lines
             )
-            prose = self.relink(render_markdown("\n".join(section.prose)), "") if section.prose else ""
+            prose = self.link_names(self.relink(render_markdown("\n".join(section.prose)), ""), module)
             parts.append(f'<div class="section"><div class="prose">{prose}</div>'
                          f'<div class="code"><pre>{rendered}</pre></div></div>')  # fmt: skip
         return "\n".join(parts)
@@ -342,7 +354,7 @@ class Site:
                 )
         layers = []
         for title, _ in LAYERS:
-            items = [f'<li><a href="{page_name(m)}">{html.escape(m)}</a> {html.escape(first_line(s))}</li>'
+            items = [f'<li><a href="{page_name(m)}">{html.escape(m)}</a> {self.inline(summary(s))}</li>'
                      for m, s in self.sources.items() if layer_of(m) == title]  # fmt: skip
             if items:
                 layers.append(f"<h3>{html.escape(title)}</h3>\n<ul>\n" + "\n".join(items) + "\n</ul>")
