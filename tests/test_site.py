@@ -117,6 +117,7 @@ def test_every_module_and_model_has_a_page(site):
 def test_every_internal_link_and_image_resolves(site, pages):
     checked = 0
     for name, page in pages.items():
+        assert all(page.images), f"{name}: an image without a source"
         for url in page.links + page.images:
             parts = urlsplit(url)
             if parts.scheme in ("http", "https", "mailto"):
