@@ -1,4 +1,4 @@
-"""The command line: `python -m tinyzoo list | run | data | info | explain`."""
+"""The command line: `python -m tinyzoo list | run | data | info | explain | docs`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def cmd_list(_: argparse.Namespace) -> int:
     """Every model with its example and data set."""
     print(f"{'model':<13} {'example':<32} {'data':<36} paper")
     for e in zoo.CATALOGUE:
-        example = f"examples/{e.example}.py" if e.available() else "(not built yet)"
+        example = f"examples/{e.example}.py" if e.available() else "(not in this install)"
         print(f"{e.name:<13} {example:<32} {e.data:<36} {e.paper}")
     return 0
 
@@ -96,6 +96,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Build the annotated site (and serve it with --serve)."""
+    try:
+        from tinyzoo.site import build_site, serve
+    except ImportError as exc:
+        print(f"error: the site needs the docs extra: pip install 'tinyzoo[docs]' ({exc})", file=sys.stderr)
+        return 2
+    index = build_site(args.out)
+    print(f"wrote {index} (open it in a browser; it works from file://)")
+    if args.serve:
+        serve(args.out, args.port)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run one sub-command."""
     parser = argparse.ArgumentParser(prog="python -m tinyzoo", description="the tinyzoo command line")
@@ -112,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     explain = commands.add_parser("explain", help="tree, shapes, parameters and FLOPs of a model")
     explain.add_argument("model")
     explain.set_defaults(fn=cmd_explain)
+    docs = commands.add_parser("docs", help="build the annotated site: every model's source, figures and tape")
+    docs.add_argument("--out", default="build/site", help="folder to write the site to (default build/site)")
+    docs.add_argument("--serve", action="store_true", help="then serve it on http://localhost:PORT")
+    docs.add_argument("--port", type=int, default=8000)
+    docs.set_defaults(fn=cmd_docs)
     args = parser.parse_args(argv)
     return args.fn(args)
 

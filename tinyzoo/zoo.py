@@ -6,8 +6,16 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _examples_folder() -> Path:
+    """The example scripts: tinyzoo/examples/ in an installed wheel, examples/ beside the package in a checkout."""
+    installed = PACKAGE / "examples"  # pyproject maps the tinyzoo.examples package onto examples/
+    return installed if installed.is_dir() else PACKAGE.parent / "examples"
+
+
+EXAMPLES = _examples_folder()
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,7 @@ class Entry:
 
     def available(self) -> bool:
         """True when the model file and its example are both present."""
-        model_file = Path(__file__).parent / "models" / f"{self.module}.py"
+        model_file = PACKAGE / "models" / f"{self.module}.py"
         return model_file.exists() and (EXAMPLES / f"{self.example}.py").exists()
 
     def load(self):
