@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinyzoo import backend, rng
+from tinyzoo.autograd import Tensor
 from tinyzoo.data.datasets import (
     MNIST,
     Cora,
@@ -53,18 +54,27 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Samples taken row-wise from arrays of equal length: `dataset[i] = (a[i], b[i], ...)`."""
+    """Samples taken row-wise from arrays of equal length: `dataset[i] = (a[i], b[i], ...)`.
+
+    Built from tinyzoo Tensors (as in PyTorch), its samples and a DataLoader's batches are Tensors;
+    built from arrays, they are arrays.
+    """
 
     def __init__(self, *arrays: Any):
         if not arrays or any(len(a) != len(arrays[0]) for a in arrays):
             raise ValueError(f"TensorDataset needs arrays of one length, got {[len(a) for a in arrays]}")
-        self.arrays = arrays
+        self.yields_tensors = any(isinstance(a, Tensor) for a in arrays)
+        self.arrays = tuple(a.data if isinstance(a, Tensor) else a for a in arrays)
 
     def __len__(self) -> int:
         return len(self.arrays[0])
 
     def __getitem__(self, index: int) -> tuple:
-        return tuple(a[index] for a in self.arrays)
+        return self.as_sample(tuple(a[index] for a in self.arrays))
+
+    def as_sample(self, fields: tuple) -> tuple:
+        """Fields as this dataset hands them out: Tensors when it was built from Tensors."""
+        return tuple(map(Tensor, fields)) if self.yields_tensors else fields
 
 
 class Subset(Dataset):
@@ -112,13 +122,13 @@ class DataLoader:
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, device: str = "cpu", prefetch: bool = False,
-                 collate: Callable[[list], tuple] = default_collate):
+                 collate: Callable[[list], tuple] = default_collate, generator: rng.Generator | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.device, self.prefetch, self.collate = backend.normalize_device(device), prefetch, collate
-        if seed is None:
-            seed = int(rng.generator().integers(2**63))
+        if seed is None:  # from `generator` (a tinyzoo.Generator, as PyTorch's DataLoader takes) or the global one
+            seed = int(rng.generator("cpu", generator).integers(2**63))
         self._rng = np.random.default_rng(seed)
         self._epoch, self._position = 0, 0
         self._epoch_state = self._rng.bit_generator.state
@@ -183,9 +193,9 @@ class DataLoader:
     def _batch(self, index: Any) -> tuple:
         """One batch: the samples at `index`, stacked and on the loader's device."""
         if self._on_device():
-            return tuple(a[index] for a in self._device_arrays)
+            return self.dataset.as_sample(tuple(a[index] for a in self._device_arrays))
         if isinstance(self.dataset, TensorDataset):
-            return tuple(a[index] for a in self.dataset.arrays)
+            return self.dataset.as_sample(tuple(a[index] for a in self.dataset.arrays))
         batch = self.collate([self.dataset[int(i)] for i in index])
         return batch if self.device == "cpu" else tuple(backend.to_device(f, self.device) for f in batch)
 

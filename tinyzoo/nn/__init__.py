@@ -6,6 +6,8 @@ from tinyzoo.nn.conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, ConvTr
 from tinyzoo.nn.inference import InferencePlan
 from tinyzoo.nn.layers import *  # noqa: F403
 from tinyzoo.nn.layers import __all__ as _layers
+from tinyzoo.nn.losses import *  # noqa: F403
+from tinyzoo.nn.losses import __all__ as _losses
 from tinyzoo.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from tinyzoo.nn.recurrent import *  # noqa: F403
 from tinyzoo.nn.recurrent import __all__ as _recurrent
@@ -30,4 +32,5 @@ __all__ = [
     "scaled_dot_product_attention",
     *_layers,
     *_recurrent,
+    *_losses,
 ]

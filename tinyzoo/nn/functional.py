@@ -175,11 +175,11 @@ def linear(input: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return record_op("linear", out, inputs, backward)
 
 
-def dropout(input: Any, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(input: Any, p: float = 0.5, training: bool = True, generator: rng.Generator | None = None) -> Tensor:
     """Inverted dropout: zero each element with probability p and scale the survivors by 1 / (1 - p).
 
     The expected value is unchanged, so evaluation (training=False) is the identity. The mask comes
-    from tinyzoo's seeded generator for the input's device.
+    from tinyzoo's seeded generator for the input's device, or from `generator` (a tinyzoo.Generator).
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must lie in [0, 1], got {p}")
@@ -189,7 +189,7 @@ def dropout(input: Any, p: float = 0.5, training: bool = True) -> Tensor:
     if p == 1.0:
         return x * 0.0
     xp = xp_of(x.data)
-    keep = rng.generator(x.device).random(x.shape, dtype=np.float32) >= p
+    keep = rng.generator(x.device, generator).random(x.shape, dtype=np.float32) >= p
     scale = xp.where(keep, 1.0 / (1.0 - p), 0.0).astype(x.dtype)
     return x * Tensor(scale)
 
