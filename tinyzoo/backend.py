@@ -27,7 +27,7 @@ _cupy: types.ModuleType | None = None
 _cupyx: types.ModuleType | None = None  # CuPy's companion with scatter_add / scatter_max
 _host_transfers = 0
 
-GPU_INSTALL_HINT = "install it with: pip install 'tinyzoo[gpu]' (cupy-cuda12x; cupy-cuda13x works too)"
+GPU_INSTALL_HINT = "install it with: pip install 'tinyzoo[gpu]' (cupy-cuda12x), or 'tinyzoo[gpu-cuda13]' (cupy-cuda13x)"
 
 
 def _import_cupy() -> types.ModuleType:
