@@ -432,3 +432,39 @@ def test_edge_grouping_of_a_device_graph_waits_for_nothing():
         got = [backend.to_host(a) for a in first]
     np.testing.assert_array_equal(got[0], expected.indptr)
     np.testing.assert_array_equal(got[1], expected.perm)
+
+
+OPTIMIZERS = [
+    (optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    (optim.Adam, {"lr": 0.05, "amsgrad": True, "weight_decay": 0.1}),
+    (optim.AdamW, {"lr": 0.05, "amsgrad": True}),
+    (optim.RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True}),
+    (optim.Adagrad, {"lr": 0.1, "lr_decay": 0.2, "initial_accumulator_value": 0.5}),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), OPTIMIZERS, ids=[c.__name__ for c, _ in OPTIMIZERS])
+def test_every_optimizer_and_schedule_steps_on_the_device_and_matches_the_cpu(cls, kwargs):
+    start = [RNG.standard_normal(shape).astype(np.float32) for shape in ((3, 4), (4,))]
+    grads = [[RNG.standard_normal(a.shape).astype(np.float32) for a in start] for _ in range(3)]
+    cpu = [tz.tensor(a, requires_grad=True) for a in start]
+    cpu_opt = cls(cpu, **kwargs)
+    cpu_schedule = optim.WarmupCosine(cpu_opt, warmup_steps=1, total_steps=5)
+    with strict_device():
+        dev = [on_device(a).requires_grad_() for a in start]
+        dev_opt = cls(dev, **kwargs)
+        dev_schedule = optim.WarmupCosine(dev_opt, warmup_steps=1, total_steps=5)
+        transfers = backend.host_transfers()
+        for step_grads in grads:
+            for c, d, g in zip(cpu, dev, step_grads):
+                c.grad, d.grad = tz.tensor(g), on_device(g)
+            optim.clip_grad_norm_(dev, 1.0)
+            dev_opt.step()
+            dev_schedule.step()
+            optim.clip_grad_norm_(cpu, 1.0)
+            cpu_opt.step()
+            cpu_schedule.step()
+        assert backend.host_transfers() == transfers
+        got = [backend.to_host(d.data) for d in dev]
+    for g, c in zip(got, cpu):
+        np.testing.assert_allclose(g, c.data, rtol=1e-5, atol=1e-6)
