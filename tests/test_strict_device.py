@@ -386,16 +386,18 @@ def test_an_rbm_contrastive_divergence_step_stays_on_the_device():
     assert np.isfinite(error)
 
 
-def test_a_data_loader_batches_on_the_device():
+def test_a_data_loader_batches_and_augments_on_the_device():
     from tinyzoo.data import DataLoader, TensorDataset
+    from tinyzoo.models.capsnet import random_shift
 
     x, y = images(10), labels(10)
     with strict_device():
         loader = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, seed=0, device=DEV)
         start = backend.host_transfers()
         batches = list(loader)
+        shifted = random_shift(batches[0][0], 2, np.random.default_rng(0))  # CapsNet's augmentation
         assert backend.host_transfers() == start
-        assert all(isinstance(a, StrictArray) for batch in batches for a in batch)
+        assert all(isinstance(a, StrictArray) for batch in batches for a in batch) and shifted.shape == (4, 1, 28, 28)
         got = np.concatenate([backend.to_host(b[1]) for b in batches])
     assert sorted(got) == sorted(y) and [len(b[0]) for b in batches] == [4, 4, 2]
 
