@@ -433,10 +433,39 @@ def build_gat(quick: bool, device: Device, edge_scale: float | None = None, dens
     edges = len(tz.backend.to_device(graph.dst, "cpu"))
     built = Built({"tinyzoo": device.synced("tinyzoo", tz_step(list(ours.parameters()), tz_loss))})
     built.notes.append(f"GAT: {nodes} nodes, {edges} edges incl. self-loops, {in_features} input features; "
-                       "PyTorch Geometric is not installable offline here, so the peer is a dense masked torch layer")
+                       "peers: a dense masked torch layer, and PyTorch Geometric's GATConv where it is installed")
     if dense_peer and not skip(built.notes, "torch dense", device):
         built.steps["torch dense"] = device.synced("torch", dense_gat_torch(state, x, graph, heads, features, device))
+    if not skip(built.notes, PYG_GAT, device):
+        built.steps[PYG_GAT] = device.synced("torch", pyg_gat_torch(state, x, graph, heads, features, device))
     return built
+
+
+PYG_GAT = "torch_geometric GATConv"
+
+
+def pyg_gat_torch(state: dict[str, np.ndarray], x: np.ndarray, graph: Any, heads: int, features: int,
+                  device: Device) -> Step:  # fmt: skip
+    """The same GAT layer as PyTorch Geometric's GATConv (sparse, message passing), with tinyzoo's weights."""
+    import torch
+    from torch_geometric.nn import GATConv
+
+    conv = device.torch_module(GATConv(x.shape[1], features, heads, concat=True, negative_slope=0.2, dropout=0.0,
+                                       add_self_loops=False, bias=True))  # the graph has its self-loops already
+    linear = conv.lin if getattr(conv, "lin", None) is not None else conv.lin_src  # renamed in PyG 2.5
+    with torch.no_grad():
+        linear.weight.copy_(device.torch(state["linear.weight"]))
+        conv.att_dst.copy_(device.torch(state["attn_query"]).view(1, heads, features))  # scores the receiving node
+        conv.att_src.copy_(device.torch(state["attn_neighbour"]).view(1, heads, features))  # and the sender
+        conv.bias.copy_(device.torch(state["bias"]))
+    edge_index = device.torch(np.stack([tz.backend.to_host(graph.src), tz.backend.to_host(graph.dst)]))
+    x_t = device.torch(x)
+
+    def loss_fn() -> Any:
+        out = conv(x_t, edge_index)
+        return (out * out).mean()
+
+    return torch_step([p for p in conv.parameters() if p.requires_grad], loss_fn)
 
 
 def dense_gat_torch(state: dict[str, np.ndarray], x: np.ndarray, graph: Any, heads: int, features: int,

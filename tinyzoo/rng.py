@@ -15,7 +15,7 @@ from tinyzoo import backend
 _DEFAULT_SEED = 0
 _seed = _DEFAULT_SEED
 _cpu = np.random.default_rng(_DEFAULT_SEED)
-_gpu: dict[str, Any] = {}
+_gpu: dict[tuple[str, Any], Any] = {}  # (device, array module): CuPy, or a test's stand-in for it
 
 
 def manual_seed(seed: int) -> None:
@@ -66,11 +66,11 @@ def generator(device: str = "cpu", chosen: Generator | None = None) -> Any:
     device = backend.normalize_device(device)
     if device == "cpu":
         return _cpu
-    if device not in _gpu:
-        cupy = backend.array_module(device)
+    cupy = backend.array_module(device)
+    if (device, cupy) not in _gpu:
         with cupy.cuda.Device(int(device[5:])):
-            _gpu[device] = cupy.random.default_rng(_seed)
-    return _gpu[device]
+            _gpu[device, cupy] = cupy.random.default_rng(_seed)
+    return _gpu[device, cupy]
 
 
 def get_state() -> dict:

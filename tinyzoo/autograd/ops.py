@@ -35,9 +35,9 @@ from tinyzoo.autograd.tensor import (
     tensor_index,
     wrap,
 )
-from tinyzoo.backend import erf, xp_of
+from tinyzoo.backend import check_index_range, erf, xp_of
 from tinyzoo.backend import scatter_add as _scatter_add_arrays
-from tinyzoo.errors import DeviceError, DTypeError, GraphError, IndexRangeError, ShapeError
+from tinyzoo.errors import DeviceError, DTypeError, GraphError, ShapeError
 
 Axis = int | Sequence[int] | None
 _FLOAT32 = np.dtype(np.float32)
@@ -1260,14 +1260,12 @@ def take_along_axis(x: Any, indices: Any, axis: int | None) -> Tensor:
 
 
 def _checked_index(op: str, index: Any, length: int, where: str) -> Any:
-    """An integer index array, with every entry checked to lie in [-length, length)."""
+    """An integer index array, with every entry checked to lie in [-length, length) (on a GPU without
+    waiting for it: a bad index is reported at the next copy to the host, see backend.check_index_range)."""
     index = index._data if isinstance(index, Tensor) else as_array(index)
     if index.dtype.kind not in "iu":
         raise DTypeError(f"{op}: index must hold integers, got dtype {index.dtype}")
-    if index.size and (int(index.min()) < -length or int(index.max()) >= length):
-        raise IndexRangeError(
-            f"{op}: index values span [{int(index.min())}, {int(index.max())}] but {where} has length {length}"
-        )
+    check_index_range(index, -length, length, f"{op}: index values {{span}} but {where} has length {length}")
     return index
 
 

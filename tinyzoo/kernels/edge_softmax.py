@@ -48,7 +48,7 @@ from tinyzoo import backend
 from tinyzoo.autograd.ops import as_tensor, exp, index_add, index_select, unsqueeze
 from tinyzoo.autograd.tensor import Tensor, record_op
 from tinyzoo.backend import xp_of
-from tinyzoo.errors import DeviceError, DTypeError, IndexRangeError, ShapeError
+from tinyzoo.errors import DeviceError, DTypeError, ShapeError
 from tinyzoo.kernels import _dispatch
 
 __all__ = ["edge_aggregate", "edge_softmax"]
@@ -102,10 +102,7 @@ def _index(op: str, name: str, index: Any, like: Tensor, label: str, bound: int,
         )
     if backend.device_of(data) != like.device:
         raise DeviceError(f"{op}: {name} is on {backend.device_of(data)} but the values are on {like.device}")
-    if data.size and (int(data.min()) < 0 or int(data.max()) >= bound):
-        raise IndexRangeError(
-            f"{op}: {name} values span [{int(data.min())}, {int(data.max())}] but must lie in [0, {bound}) ({what})"
-        )
+    backend.check_index_range(data, 0, bound, f"{op}: {name} values {{span}} but must lie in [0, {bound}) ({what})")
     return xp_of(data).ascontiguousarray(data, dtype=np.int64)
 
 
@@ -117,34 +114,37 @@ class Segments(NamedTuple):
 
 
 # A GAT model calls the kernels with the same graph at every step: the last few groupings are kept,
-# so a fixed graph is argsorted once. A hit needs equal contents (an O(E) compare, far cheaper than
-# the sort), so mutating an index array in place can never return a stale grouping.
+# so a fixed graph is argsorted once. On the host a hit needs equal contents (an O(E) compare, far
+# cheaper than the sort), so mutating an index array in place can never return a stale grouping.
+# On a GPU comparing contents would wait for the device at every call, so a hit there is the same
+# array object (a Graph's edge arrays); an index array changed in place must be passed as a new one.
 _SEGMENT_CACHE: list[tuple[Any, int, Segments]] = []
 SEGMENT_CACHE_SIZE = 4
 
 
+def _same_index(saved: Any, index: Any) -> bool:
+    """Whether a cached index array stands for `index`: equal contents on the host, the same array on a GPU."""
+    if not isinstance(index, np.ndarray):
+        return saved is index
+    return type(saved) is np.ndarray and saved.shape == index.shape and bool((saved == index).all())
+
+
 def segments(index: Any, num_nodes: int) -> Segments:
-    """Group edge ids by `index` (dst or src): a stable argsort, skipped when `index` is already sorted."""
+    """Group edge ids by `index` (dst or src): a stable argsort, skipped when a host `index` is already sorted."""
     for saved, saved_nodes, seg in _SEGMENT_CACHE:
-        if (
-            saved_nodes == num_nodes
-            and saved.shape == index.shape
-            and type(saved) is type(index)
-            and backend.device_of(saved) == backend.device_of(index)
-            and bool((saved == index).all())
-        ):
+        if saved_nodes == num_nodes and _same_index(saved, index):
             return seg
     xp = xp_of(index)
     indptr = xp.zeros(num_nodes + 1, dtype=np.int64)
     indptr[1:] = xp.cumsum(xp.bincount(index, minlength=num_nodes))
-    if index.size < 2 or bool((index[1:] >= index[:-1]).all()):
-        perm = xp.arange(index.size, dtype=np.int64)
-    elif xp is np:
-        perm = np.argsort(index, kind="stable")
+    if xp is not np:
+        perm = xp.argsort(index)  # CuPy's sort is always stable; checking for sorted input would wait for it
+    elif index.size < 2 or bool((index[1:] >= index[:-1]).all()):
+        perm = np.arange(index.size, dtype=np.int64)
     else:
-        perm = xp.argsort(index)  # CuPy's sort is always stable
+        perm = np.argsort(index, kind="stable")
     seg = Segments(indptr, xp.ascontiguousarray(perm, dtype=np.int64))
-    _SEGMENT_CACHE.insert(0, (index.copy(), num_nodes, seg))
+    _SEGMENT_CACHE.insert(0, (index.copy() if xp is np else index, num_nodes, seg))
     del _SEGMENT_CACHE[SEGMENT_CACHE_SIZE:]
     return seg
 
@@ -182,12 +182,7 @@ def _segment_max(values: Any, index: Any, num_nodes: int) -> Any:
     """out[n] = max of values[k] over the k with index[k] == n (-inf for nodes without edges)."""
     xp = xp_of(values)
     out = xp.full((num_nodes,) + values.shape[1:], -np.inf, dtype=values.dtype)
-    if xp is np:
-        np.maximum.at(out, index, values)
-    else:
-        import cupyx
-
-        cupyx.scatter_max(out, index, values)
+    backend.scatter_max(out, index, values)
     return out
 
 

@@ -69,12 +69,12 @@ class PointerNet(nn.Module):
         self.w2 = nn.Linear(hidden_size, hidden_size, bias=False)  # W_2, applied to the decoder state
         self.v = nn.Linear(hidden_size, 1, bias=False)  # vᵀ
 
-    def forward(self, x: tz.Tensor, pointers: np.ndarray | None = None) -> tuple[tz.Tensor, np.ndarray]:
+    def forward(self, x: tz.Tensor, pointers: Any = None) -> tuple[tz.Tensor, Any]:
         """Point n times over x [batch, n, input_size].
 
         With `pointers` [batch, n] (the targets) the decoder is teacher-forced; without, it feeds back its
         own greedy choices. Returns the attention logits u [batch, n steps, n positions] (MASKED where
-        already chosen) and the positions fed back [batch, n].
+        already chosen) and the positions fed back [batch, n], an array on x's device.
         """
         batch, n, _ = x.shape
         xp = xp_of(x.data)
@@ -84,17 +84,19 @@ class PointerNet(nn.Module):
         state = (h[0], c[0])  # d_0 [B, H] each
         step_input = tz.broadcast_to(self.go, (batch, self.go.shape[0]))  # g [B, E]
         rows = xp.arange(batch)
+        if pointers is not None:  # the targets, on x's device (copied there once when they come from the host)
+            pointers = pointers.data if isinstance(pointers, tz.Tensor) else xp.asarray(pointers)
         chosen = xp.zeros((batch, n), dtype=bool)  # positions already pointed at
         logits, fed_back = [], []
         for t in range(n):
             state = self.decoder(step_input, state)  # d_t
             u = self.attention(keys, state[0], chosen)  # u^t [B, n]
-            choice = u.data.argmax(axis=1) if pointers is None else xp.asarray(pointers[:, t])
+            choice = u.data.argmax(axis=1) if pointers is None else pointers[:, t]
             chosen = chosen | (xp.arange(n)[None, :] == choice[:, None])  # a new array: u^t keeps its mask
             step_input = embedded[rows, choice]  # x̃_{π(t)} [B, E]
             logits.append(u)
             fed_back.append(choice)
-        return tz.stack(logits, axis=1), to_host(xp.stack(fed_back, axis=1))
+        return tz.stack(logits, axis=1), xp.stack(fed_back, axis=1)
 
     def attention(self, keys: tz.Tensor, query: tz.Tensor, chosen: Any) -> tz.Tensor:
         """u_j = vᵀ tanh(W_1 e_j + W_2 d) for keys W_1 e [B, n, H] and query d [B, H]; MASKED where chosen [B, n]."""
@@ -104,7 +106,7 @@ class PointerNet(nn.Module):
     @tz.no_grad()
     def point(self, x: tz.Tensor) -> np.ndarray:
         """Greedy decoding: the predicted permutation [batch, n] of each input sequence."""
-        return self.forward(x)[1]
+        return to_host(self.forward(x)[1])
 
 
 def pointer_loss(logits: tz.Tensor, pointers: np.ndarray) -> tz.Tensor:

@@ -55,6 +55,7 @@ import numpy as np
 
 import tinyzoo as tz
 from tinyzoo import nn
+from tinyzoo.backend import xp_of
 from tinyzoo.nn import functional as F
 
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)
@@ -181,9 +182,10 @@ class SketchRNN(nn.Module):
         x = strokes[:, 1:]  # [B, N_max, 5] S_1 .. S_Nmax
         outputs, (h_n, _) = self.encoder(x)  # outputs [B, N_max, 2H], h_n [2, B, H]
         hidden = h_n.shape[-1]
-        lengths = (x[..., 4].numpy() == 0).sum(axis=1)  # N_s per drawing (on the host)
-        last = np.maximum(lengths, 1) - 1
-        forward_last = outputs[np.arange(x.shape[0]), last][:, :hidden]  # [B, H]
+        xp = xp_of(x.data)
+        lengths = (x.data[..., 4] == 0).sum(axis=1)  # N_s per drawing, on x's device   [B]
+        last = xp.maximum(lengths, 1) - 1
+        forward_last = outputs[xp.arange(x.shape[0]), last][:, :hidden]  # [B, H]
         h = tz.concat([forward_last, h_n[1]], axis=-1)  # [B, 2H]
         return self.to_mu(h), self.to_sigma_hat(h)
 

@@ -39,6 +39,7 @@ The task data for the example (reverse or sort strings) is at the end of this fi
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ class Transformer(nn.Module):
 
     def encode(self, src: np.ndarray) -> tuple[tz.Tensor, np.ndarray]:
         """Source ids [B, S] → (memory [B, S, d], padding mask [B, S], True = PAD)."""
-        src = np.asarray(src)
+        src = _ids(src)
         padding = src == self.pad_id  # [B, S]
         x = self._embed(self.src_embed, src)  # [B, S, d]
         bias = self.encoder_bias(src.shape[1], src.shape[1]) if self.position == "t5" else None  # [1, h, S, S]
@@ -137,7 +138,7 @@ class Transformer(nn.Module):
         No target padding mask is needed: padding only follows EOS, so the causal mask already hides it
         from every real position (and the loss ignores the padded positions themselves).
         """
-        tgt_in = np.asarray(tgt_in)
+        tgt_in = _ids(tgt_in)
         y = self._embed(self.tgt_embed, tgt_in)  # [B, T, d]
         bias = self.decoder_bias(tgt_in.shape[1], tgt_in.shape[1]) if self.position == "t5" else None
         for block in self.decoder:
@@ -211,10 +212,16 @@ class Transformer(nn.Module):
         return seqs[np.arange(B), pick, 1:]
 
 
-def sequence_loss(logits: tz.Tensor, targets: np.ndarray, pad_id: int = PAD) -> tz.Tensor:
+def sequence_loss(logits: tz.Tensor, targets: Any, pad_id: int = PAD) -> tz.Tensor:
     """Mean cross-entropy of logits [B, T, V] against target ids [B, T], ignoring PAD targets."""
     V = logits.shape[-1]
-    return F.cross_entropy(logits.reshape(-1, V), np.asarray(targets).reshape(-1), ignore_index=pad_id)
+    return F.cross_entropy(logits.reshape(-1, V), _ids(targets).reshape(-1), ignore_index=pad_id)
+
+
+def _ids(ids: Any) -> Any:
+    """Token ids as an array where they are (a host list or array, or a tensor's array on the GPU): the
+    masks are computed beside them, so ids on the GPU never come back to the host."""
+    return ids.data if isinstance(ids, tz.Tensor) else np.asarray(ids)
 
 
 # =================================================================================================

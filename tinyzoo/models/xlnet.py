@@ -38,10 +38,13 @@ relative encodings, and no segment recurrence or memory.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 import tinyzoo as tz
 from tinyzoo import nn
+from tinyzoo.backend import xp_of
 from tinyzoo.models.transformer import add_positions
 from tinyzoo.nn import functional as F
 from tinyzoo.nn import init
@@ -52,28 +55,38 @@ def sample_orders(batch_size: int, length: int, rng: np.random.Generator) -> np.
     return np.argsort(rng.random((batch_size, length)), axis=1)
 
 
-def order_ranks(order: np.ndarray) -> np.ndarray:
-    """rank[b, i] = the step at which position i comes in the order (the inverse permutation).   [B, T]"""
-    return np.argsort(order, axis=1)
+def order_ranks(order: Any) -> Any:
+    """rank[b, i] = the step at which position i comes in the order (the inverse permutation).   [B, T]
+
+    On the orders' device: host arrays give host arrays, GPU arrays (or tensors) GPU arrays."""
+    order = _array(order)
+    return xp_of(order).argsort(order, axis=1)
 
 
-def two_stream_mask(order: np.ndarray) -> np.ndarray:
+def two_stream_mask(order: Any) -> Any:
     """The boolean mask [B, 1, 2T, 2T] (True = masked out) of the concatenated streams [h; g]."""
-    rank = order_ranks(np.asarray(order))  # [B, T]
+    rank = order_ranks(order)  # [B, T]
+    xp = xp_of(rank)
     B, T = rank.shape
     before = rank[:, None, :] < rank[:, :, None]  # [B, i, j]: j comes strictly before i in the order
-    content = ~(before | np.eye(T, dtype=bool))  # h_i sees z(j) ≤ z(i)
+    content = ~(before | xp.eye(T, dtype=bool))  # h_i sees z(j) ≤ z(i)
     query = ~before  # g_i sees z(j) < z(i) only
-    no_query_keys = np.ones((B, T, T), dtype=bool)  # nobody attends to the query stream
-    mask = np.block([[content, no_query_keys], [query, no_query_keys]])  # [B, 2T, 2T]
+    no_query_keys = xp.ones((B, T, T), dtype=bool)  # nobody attends to the query stream
+    mask = xp.concatenate([xp.concatenate([content, no_query_keys], axis=2),
+                           xp.concatenate([query, no_query_keys], axis=2)], axis=1)  # [B, 2T, 2T]
     return mask[:, None]  # broadcast over the heads
+
+
+def _array(values: Any) -> Any:
+    """A tensor's array, or a host array for anything else (lists): ids and orders stay on their device."""
+    return values.data if isinstance(values, tz.Tensor) else np.asarray(values)
 
 
 def prediction_targets(order: np.ndarray, K: float) -> np.ndarray:
     """Partial prediction: True at the positions in the last ≈ T/K steps of each order.   [B, T] bool"""
-    T = np.shape(order)[1]
+    T = _array(order).shape[1]
     count = max(1, round(T / K))
-    return order_ranks(np.asarray(order)) >= T - count
+    return order_ranks(order) >= T - count
 
 
 class XLNet(nn.Module):
@@ -118,7 +131,8 @@ class XLNet(nn.Module):
 
 def xlnet_loss(logits: tz.Tensor, tokens: np.ndarray, targets: np.ndarray) -> tz.Tensor:
     """Mean cross-entropy over the predicted positions (targets [B, T] True) only."""
-    labels = np.where(targets, np.asarray(tokens), -100)  # -100: cross_entropy's ignore_index
+    tokens = _array(tokens)
+    labels = xp_of(tokens).where(_array(targets), tokens, -100)  # -100: cross_entropy's ignore_index
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 

@@ -196,8 +196,10 @@ class MultiheadAttention(Module):
         B, L, _ = query.shape
         S = key.shape[1]
         q, k, v = (self._split_heads(t) for t in self._project(query, key, value))  # [B, heads, L or S, d]
-        if attn_mask is not None and np.ndim(attn_mask) == 3:  # torch's [B·heads, L, S] layout
-            attn_mask = _mask_array(attn_mask, q).reshape(B, self.num_heads, L, S)
+        if attn_mask is not None:
+            attn_mask = _mask_array(attn_mask, q)
+            if attn_mask.ndim == 3:  # torch's [B·heads, L, S] layout
+                attn_mask = attn_mask.reshape(B, self.num_heads, L, S)
         heads, weights = scaled_dot_product_attention(
             q, k, v, attn_mask, key_padding_mask, is_causal, self.dropout, self.training, attn_bias
         )  # [B, heads, L, d], [B, heads, L, S]

@@ -21,8 +21,8 @@ from tinyzoo import rng
 from tinyzoo.autograd import ops
 from tinyzoo.autograd.ops import elu, gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
 from tinyzoo.autograd.tensor import Tensor, is_grad_enabled, record_op
-from tinyzoo.backend import cupy_if_loaded, to_device, xp_of
-from tinyzoo.errors import DeviceError, DTypeError, IndexRangeError, ShapeError
+from tinyzoo.backend import check_index_range, cupy_if_loaded, to_device, xp_of
+from tinyzoo.errors import DeviceError, DTypeError, ShapeError
 from tinyzoo.nn.conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, conv_transpose2d, max_pool2d
 
 __all__ = [
@@ -82,22 +82,18 @@ def _saved(array: Any, rebuild: Callable[[], Tensor]) -> Tensor:
     return rebuild() if is_grad_enabled() else Tensor(array)
 
 
-def _integer_array(op: str, values: Any, noun: str, device: str = "cpu") -> Any:
-    """The array of integer labels/indices on `device` (a tiny copy when they come from the host); DTypeError
-    for any other dtype."""
+def _integer_array(op: str, values: Any, noun: str, device: str | None = None) -> Any:
+    """The array of integer labels/indices on `device` (a tiny copy when they come from the host; None: where
+    they are); DTypeError for any other dtype."""
     array = values.data if isinstance(values, Tensor) else ops.as_tensor(values).data
     if array.dtype.kind not in "iu":
         raise DTypeError(f"{op}: {noun} must be integers, got dtype {array.dtype}; convert with .astype('int64')")
-    return to_device(array, device)
+    return array if device is None else to_device(array, device)
 
 
 def _check_range(op: str, values: Any, count: int, noun: str, what: str, also: str = "") -> None:
     """Raise IndexRangeError unless every entry of `values` lies in [0, count)."""
-    if values.size and (int(values.min()) < 0 or int(values.max()) >= count):
-        raise IndexRangeError(
-            f"{op}: {noun} span [{int(values.min())}, {int(values.max())}] but {what} "
-            f"(valid {noun} are 0..{count - 1}{also})"
-        )
+    check_index_range(values, 0, count, f"{op}: {noun} {{span}} but {what} (valid {noun} are 0..{count - 1}{also})")
 
 
 def _check_reduction(op: str, reduction: str, allowed: Sequence[str] = ("mean", "sum", "none")) -> None:
@@ -212,7 +208,8 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
 
 
 def one_hot(indices: Any, num_classes: int = -1) -> Tensor:
-    """int64 tensor of shape indices.shape + (num_classes,) with a 1 at each index (num_classes=-1: max + 1)."""
+    """int64 tensor of shape indices.shape + (num_classes,) with a 1 at each index (num_classes=-1: max + 1,
+    which reads the indices back from a GPU), on the indices' device."""
     index = _integer_array("one_hot", indices, "indices")
     xp = xp_of(index)
     if num_classes < 0:
@@ -382,15 +379,10 @@ def _class_targets(op: str, input: Tensor, target: Any, weight: Tensor | None, i
         )
     labels = labels.reshape(-1)
     valid = labels != ignore_index
+    labels = xp_of(labels).where(valid, labels, 0)  # (a boolean-mask index would wait for the GPU)
     _check_range(
-        op,
-        labels[valid],
-        classes,
-        "target labels",
-        f"the input has {classes} classes",
-        f", or ignore_index={ignore_index}",
+        op, labels, classes, "target labels", f"the input has {classes} classes", f", or ignore_index={ignore_index}"
     )
-    labels = xp_of(labels).where(valid, labels, 0)
     valid = valid.astype(input.dtype)
     row_weight = valid if weight is None else (weight.data[labels] * valid).astype(input.dtype)
     return labels, valid, row_weight

@@ -1,1 +1,2 @@
-"""Helpers for testing ops: hypothesis strategies (needs the `test` extra)."""
+"""Helpers for testing: hypothesis strategies for ops (`strategies`, needs the `test` extra) and a strict
+stand-in GPU that refuses every implicit copy to the host (`strict_device`, NumPy only)."""
