@@ -14,13 +14,12 @@ see tinyzoo/models/gcn.py) it was made on validation accuracy; the test nodes on
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 from tinyzoo.models.gcn import GCN, PAPER_TRAINING
-from tinyzoo.models.graph_common import TrainingConfig, TwoLayerGNN, report, run_seeds
-from tinyzoo.train import MetricsLog, check_device, example_parser, run_main
+from tinyzoo.models.graph_common import TwoLayerGNN
+from tinyzoo.train import MetricsLog, TrainingConfig, check_device, example_parser, run_main
+from tinyzoo.train.tasks.cora import plot_run, report, run_seeds
 
 
 def parse_args(argv: list[str] | None):
@@ -56,16 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report("GCN", results))
     if args.plot:
         title = f"GCN on Cora, seed {results[-1].seed}: test accuracy {results[-1].test_accuracy:.1%}"
-        gat_example().plot_run(args.plot, model, task, title)
+        plot_run(args.plot, model, task, title)
     return 0
-
-
-def gat_example():
-    """examples/gat_cora.py as a module: its figure code draws the embeddings of any of the graph models."""
-    spec = importlib.util.spec_from_file_location("gat_cora", Path(__file__).with_name("gat_cora.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 if __name__ == "__main__":

@@ -80,19 +80,15 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the character-LM helpers of examples/char_lm.py
-
-import char_lm
 
 import tinyzoo as tz
 from tinyzoo import nn, optim
 from tinyzoo.models.char_rnn import char_rnn, fixed_windows, loss_nats, random_windows, sample
 from tinyzoo.models.gpt import GPT, generate, lm_loss
 from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train.tasks import char_lm
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -25,6 +25,7 @@ from tinyzoo.models.mlp import MLP
 from tinyzoo.models.resnet import BasicBlock, ResNet, resnet18
 from tinyzoo.nn import functional as F
 from tinyzoo.train import run_main
+from tinyzoo.train.tasks import image_classifiers
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -191,9 +192,9 @@ def test_short_training_lowers_the_loss() -> None:
         assert losses[-1] < 0.7 * losses[0], (type(model).__name__, losses)
 
 
-def test_precise_batch_norm_uses_the_batch_statistics(load_example) -> None:
+def test_precise_batch_norm_uses_the_batch_statistics() -> None:
     """Re-estimated on one batch, BatchNorm's running statistics are that batch's: eval output = train output."""
-    trainer = load_example("mnist_classifiers")
+    trainer = image_classifiers
     tz.manual_seed(0)
     model = ResNet((1, 1), num_classes=3, in_channels=1, stem="cifar", width=4)
     x = np.random.default_rng(4).normal(1.0, 2.0, size=(16, 1, 8, 8)).astype(np.float32)
@@ -227,7 +228,7 @@ def example(load_example, monkeypatch):
 
     def load(name: str):
         module = load_example(name)
-        monkeypatch.setattr(module.mnist_classifiers, "load_mnist", fake_mnist)
+        monkeypatch.setattr(image_classifiers, "load_mnist", fake_mnist)
         return module
 
     return load

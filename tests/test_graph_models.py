@@ -23,19 +23,9 @@ from tinyzoo import nn
 from tinyzoo.models.gat import GAT, GATLayer
 from tinyzoo.models.gatv2 import GATv2, GATv2Layer
 from tinyzoo.models.gcn import GCN, GCNLayer
-from tinyzoo.models.graph_common import (
-    CoraTask,
-    EarlyStopping,
-    HeadDropout,
-    SparseFeatures,
-    TrainingConfig,
-    add_self_loops,
-    make_graph,
-    pca_2d,
-    project,
-    train_node_classifier,
-)
-from tinyzoo.train import MetricsLog, run_main
+from tinyzoo.models.graph_common import HeadDropout, SparseFeatures, add_self_loops, make_graph, project
+from tinyzoo.train import EarlyStopping, MetricsLog, TrainingConfig, run_main
+from tinyzoo.train.tasks.cora import CoraTask, pca_2d, train_node_classifier
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FAST = settings(max_examples=15, deadline=None)

@@ -17,6 +17,7 @@ from tinyzoo.models.gpt import GPT, generate, lm_loss, sample_next
 from tinyzoo.models.vit import ViT, patchify, unpatchify
 from tinyzoo.nn import functional as F
 from tinyzoo.nn.conv import Conv2d
+from tinyzoo.train.tasks import image_classifiers
 
 
 def tiny_gpt(vocab: int = 5, d: int = 4, layers: int = 2, max_len: int = 6) -> GPT:
@@ -345,7 +346,7 @@ def test_bert_example_reports_accuracy_and_baseline(load_example, tiny_text, cap
 def test_vit_example_trains_plots_and_resumes(load_example, capsys, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     example = load_example("vit_mnist")
-    monkeypatch.setattr(example.mnist_classifiers, "load_mnist", fake_mnist)
+    monkeypatch.setattr(image_classifiers, "load_mnist", fake_mnist)
     checkpoint, figure = tmp_path / "vit.npz", tmp_path / "vit.png"
     assert example.main([*VIT_ARGS, "--epochs", "1", "--save", str(checkpoint), "--plot", str(figure)]) == 0
     assert example.main([*VIT_ARGS, "--epochs", "2", "--resume", str(checkpoint)]) == 0

@@ -51,12 +51,12 @@ from tinyzoo.models.graph_common import (
     EdgeAttention,
     Features,
     Graph,
-    TrainingConfig,
     TwoLayerGNN,
     attention_vector,
     glorot_linear,
     project,
 )
+from tinyzoo.train import TrainingConfig
 
 PAPER_TRAINING = TrainingConfig(lr=5e-3, weight_decay=5e-4, epochs=1000, patience=100, watch_accuracy=True)
 

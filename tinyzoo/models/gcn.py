@@ -47,12 +47,12 @@ from tinyzoo.kernels import edge_aggregate
 from tinyzoo.models.graph_common import (
     Features,
     Graph,
-    TrainingConfig,
     TwoLayerGNN,
     glorot_linear,
     in_degrees,
     project,
 )
+from tinyzoo.train import TrainingConfig
 
 # "We train for a maximum of 200 epochs using Adam with a learning rate of 0.01 and early stopping with
 # a window size of 10, i.e. we stop training if the validation loss does not decrease for 10 consecutive
