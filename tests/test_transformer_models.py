@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import tinyzoo as tz
 from tinyzoo.models.t5_bias import RelativePositionBias, relative_position_bucket
 from tinyzoo.models.transformer import (
+    BOS,
     EOS,
     PAD,
     Transformer,
@@ -41,7 +42,7 @@ def tiny_transformer(position: str = "sinusoidal", norm_first: bool = True, voca
     tz.manual_seed(0)
     model = Transformer(vocab, vocab, d_model=4, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
                         d_ff=8, dropout=0.0, norm_first=norm_first, position=position, num_buckets=6,
-                        max_distance=8)  # fmt: skip
+                        max_distance=8, pad_id=PAD, bos_id=BOS, eos_id=EOS)  # fmt: skip
     return model.double().eval()
 
 
@@ -89,7 +90,7 @@ def test_full_model_gradcheck_float64(position, norm_first):
     src, tgt_in, tgt_out = tiny_batch(2, 3)
 
     def loss(*_params):  # gradcheck nudges the parameters in place; the model reads them itself
-        return sequence_loss(model(src, tgt_in), tgt_out)
+        return sequence_loss(model(src, tgt_in), tgt_out, PAD)
 
     assert tz.gradcheck(loss, list(model.parameters()))
 
@@ -160,12 +161,12 @@ def test_exact_match_compares_up_to_eos():
 def test_short_training_lowers_the_loss():
     tz.manual_seed(0)
     model = Transformer(7, 7, d_model=16, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=32,
-                        dropout=0.0)  # fmt: skip
+                        dropout=0.0, pad_id=PAD, bos_id=BOS, eos_id=EOS)  # fmt: skip
     optimizer = tz.optim.Adam(model.parameters(), lr=1e-2)
     src, tgt_in, tgt_out = tiny_batch(16, 6)
     losses = []
     for _ in range(25):
-        loss = sequence_loss(model(src, tgt_in), tgt_out)
+        loss = sequence_loss(model(src, tgt_in), tgt_out, PAD)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
