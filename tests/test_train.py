@@ -75,7 +75,6 @@ def test_save_then_resume_equals_one_uninterrupted_run(tmp_path):
 
 
 def test_plots_are_written(tmp_path):
-    pytest.importorskip("matplotlib")
     from tinyzoo import plot
 
     path = plot.learning_curves({"a": ([1, 2, 3], [3.0, 2.0, 1.0])}, tmp_path / "curve.png")

@@ -92,7 +92,7 @@ def test_full_model_gradcheck_float64(position, norm_first):
     def loss(*_params):  # gradcheck nudges the parameters in place; the model reads them itself
         return sequence_loss(model(src, tgt_in), tgt_out, PAD)
 
-    assert tz.gradcheck(loss, list(model.parameters()))
+    tz.gradcheck(loss, list(model.parameters()))
 
 
 @pytest.mark.parametrize("position", ["sinusoidal", "t5"])
@@ -243,7 +243,7 @@ def test_bias_is_translation_invariant(bidirectional, shift, seed):
 def test_t5_bias_gradcheck_float64():
     tz.manual_seed(0)
     bias = RelativePositionBias(num_heads=2, bidirectional=True, num_buckets=8, max_distance=10).double()
-    assert tz.gradcheck(lambda *_: bias(5, 6), list(bias.parameters()))
+    tz.gradcheck(lambda *_: bias(5, 6), list(bias.parameters()))
 
 
 # ----- XLNet ----------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_xlnet_gradcheck_float64():
     rng = np.random.default_rng(1)
     tokens, order = sequence_batch("sorted", 2, 5, 5, rng), sample_orders(2, 5, rng)
     targets = prediction_targets(order, K=2)
-    assert tz.gradcheck(lambda *_: xlnet_loss(model(tokens, order), tokens, targets), list(model.parameters()))
+    tz.gradcheck(lambda *_: xlnet_loss(model(tokens, order), tokens, targets), list(model.parameters()))
 
 
 def test_sequence_batch_tasks():
