@@ -542,3 +542,18 @@ def test_against_torch(case):
     theirs = run(torch.nn.functional, lambda a, requires_grad=False: torch.tensor(a, requires_grad=requires_grad))
     for mine, reference in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(mine, reference, rtol=1e-5, atol=1e-8)
+
+
+def test_sequence_cross_entropy_flattens_positions_and_skips_ignored_targets():
+    rng = np.random.default_rng(0)
+    logits = tz.tensor(rng.standard_normal((2, 3, 5)), requires_grad=True)  # [B, T, V]
+    targets = np.array([[1, 4, -100], [0, -100, 2]])
+    loss = F.sequence_cross_entropy(logits, targets)
+    kept = targets != -100
+    log_p = logits.numpy() - np.log(np.exp(logits.numpy()).sum(axis=-1, keepdims=True))
+    want = -np.take_along_axis(log_p, np.where(kept, targets, 0)[..., None], -1)[..., 0][kept].mean()
+    np.testing.assert_allclose(loss.item(), want, rtol=1e-12)
+    np.testing.assert_allclose(F.sequence_cross_entropy(logits, np.where(kept, targets, 3), ignore_index=3).item(),
+                               want, rtol=1e-12)  # fmt: skip
+    with pytest.raises(tz.ShapeError, match="sequence_cross_entropy"):
+        F.sequence_cross_entropy(logits, targets[:, :2])

@@ -212,8 +212,7 @@ class Transformer(nn.Module):
 
 def sequence_loss(logits: tz.Tensor, targets: np.ndarray, pad_id: int) -> tz.Tensor:
     """Mean cross-entropy of logits [B, T, V] against target ids [B, T], ignoring PAD targets."""
-    V = logits.shape[-1]
-    return F.cross_entropy(logits.reshape(-1, V), np.asarray(targets).reshape(-1), ignore_index=pad_id)
+    return F.sequence_cross_entropy(logits, targets, ignore_index=pad_id)
 
 
 # =================================================================================================
