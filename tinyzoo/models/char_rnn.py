@@ -160,3 +160,10 @@ def sample(
             logits, state = model(tz.tensor(np.asarray([[out[-1]]], dtype=np.int64), device=device), state)
     model.train(was_training)
     return out
+
+
+def demo() -> tuple[CharLM, np.ndarray]:
+    """The LSTM language model of examples/char_lm.py and a batch of character ids
+    (for `python -m tinyzoo explain char_rnn`)."""
+    ids = np.random.default_rng(0).integers(0, 64, (4, 100))  # [batch, T]
+    return char_rnn("lstm", 64, 256), ids

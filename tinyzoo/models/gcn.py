@@ -51,6 +51,7 @@ from tinyzoo.models.graph_common import (
     glorot_linear,
     in_degrees,
     project,
+    random_graph_inputs,
 )
 from tinyzoo.train import TrainingConfig
 
@@ -96,3 +97,9 @@ class GCN(TwoLayerGNN):
     def decayed(self, name: str) -> bool:
         """Kipf & Welling decay only the first layer's weights."""
         return name == "first.linear.weight"
+
+
+def demo() -> tuple[GCN, tuple[tz.Tensor, Graph]]:
+    """The paper's GCN on a random graph with Cora's feature and class counts (for `python -m tinyzoo explain gcn`)."""
+    x, graph = random_graph_inputs(in_features=1433)
+    return GCN(1433, 7), (x, graph)

@@ -252,3 +252,11 @@ class TwoLayerGNN(nn.Module):
             {"params": [p for n, p in named if not self.decayed(n)], "weight_decay": 0.0},
         ]
         return [g for g in groups if g["params"]]
+
+
+def random_graph_inputs(in_features: int, num_nodes: int = 100, num_edges: int = 400,
+                        seed: int = 0) -> tuple[tz.Tensor, Graph]:  # fmt: skip
+    """Node features [N, in_features] and a random graph (self-loops added): a sample input for the demos."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((num_nodes, in_features)) < 0.013).astype(np.float32)  # Cora-like: 1.3 % of the words present
+    return tz.tensor(x), make_graph(rng.integers(0, num_nodes, (2, num_edges)), num_nodes)
