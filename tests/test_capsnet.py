@@ -4,7 +4,6 @@ the shift augmentation, a short training run and the example (on fabricated MNIS
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,11 +197,3 @@ def test_example_runs_plots_saves_and_resumes(load_example, tmp_path, capsys, mo
     assert steps == [2] and 0 <= accuracy[0] <= 1  # one epoch of 100 / 50 = 2 steps
     assert example.main([*args, "--epochs", "2", "--resume", str(tmp_path / "run.npz")]) == 0
     assert "epoch 2: test accuracy" in capsys.readouterr().out
-
-
-def test_example_without_gpu_exits_2(load_example, capsys):
-    if tz.gpu_available():
-        pytest.skip("a GPU is present")
-    example = load_example("capsnet_mnist")
-    assert example.run_main(example.main, ["--device", "gpu", "--epochs", "1"]) == 2
-    assert capsys.readouterr().err.startswith("error:")

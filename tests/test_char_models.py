@@ -252,12 +252,3 @@ def test_hyperlstm_shakespeare_example(load_example, tiny_data, capsys, model):
     assert load_example("hyperlstm_shakespeare").main([*TINY_ARGS, "--model", model]) == 0
     out = capsys.readouterr().out
     assert f"{model} " in out and "lstm " in out and "after 4 steps each" in out
-
-
-def test_examples_without_gpu_exit_2(load_example, tiny_data, capsys):
-    if tz.gpu_available():
-        pytest.skip("a GPU is present, so --device gpu is valid here")
-    for name in ("char_lm", "char_rnn_shakespeare", "hyperlstm_shakespeare"):
-        example = load_example(name)
-        assert example.run_main(example.main, ["--device", "gpu", *TINY_ARGS]) == 2
-    assert capsys.readouterr().err.count("error:") == 3

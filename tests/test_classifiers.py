@@ -292,10 +292,3 @@ def test_resnet_example_runs(example, capsys) -> None:
                         "--max-minutes", "0"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "MNIST padded to 32×32" in out and "test accuracy" in out
-
-
-def test_gpu_without_gpu_exits_2(example, capsys) -> None:
-    if tz.gpu_available():
-        pytest.skip("a GPU is present, so --device gpu is valid here")
-    assert run_main(example("mlp_mnist").main, ["--device", "gpu"]) == 2
-    assert "error:" in capsys.readouterr().err

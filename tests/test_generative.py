@@ -16,7 +16,6 @@ from tinyzoo.data import MNIST, load_digits
 from tinyzoo.models.autoencoder import ConvAutoencoder, DenseAutoencoder, build_autoencoder, reconstruction_loss
 from tinyzoo.models.gan import GAN, Discriminator, Generator, classifier_score, discriminator_loss, generator_loss
 from tinyzoo.models.rbm import DBN, RBM, bernoulli, cd_optimizer, cd_step, contrastive_divergence
-from tinyzoo.train import run_main
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -355,11 +354,3 @@ def test_rbm_example_runs_and_resumes(example_with, tmp_path, capsys):
     assert example.main([*args, "--resume", str(checkpoint)]) == 0  # both layers done: straight to the classifier
     out = capsys.readouterr().out
     assert "reconstruction error" not in out and "test accuracy" in out
-
-
-def test_generative_examples_without_gpu_exit_2(load_example, capsys):
-    if tz.gpu_available():
-        pytest.skip("a GPU is present, so --device gpu is valid here")
-    for name in ("autoencoder_mnist", "gan_mnist", "rbm_mnist"):
-        assert run_main(load_example(name).main, ["--device", "gpu"]) == 2
-        assert "error:" in capsys.readouterr().err

@@ -352,15 +352,6 @@ def test_vit_example_trains_plots_and_resumes(load_example, capsys, tmp_path, mo
     assert {p.name for p in tmp_path.glob("*.png")} == {"vit.png", "vit_positions.png"}
 
 
-def test_examples_without_gpu_exit_2(load_example, tiny_text, capsys):
-    if tz.gpu_available():
-        pytest.skip("a GPU is present, so --device gpu is valid here")
-    for name in ("gpt_shakespeare", "bert_shakespeare", "vit_mnist"):
-        example = load_example(name)
-        assert example.run_main(example.main, ["--device", "gpu"]) == 2
-    assert capsys.readouterr().err.count("error:") == 3
-
-
 def test_demos_build_the_example_models():
     from tinyzoo.models import bert, gpt, vit
 

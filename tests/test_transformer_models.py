@@ -360,12 +360,3 @@ def test_xlnet_example_runs_plots_saves_and_resumes(load_example, tmp_path, caps
     out = capsys.readouterr().out
     assert "unigram baseline" in out and plot.stat().st_size > 0
     assert example.main([*args[:1], "8", *args[2:], "--resume", str(tmp_path / "run.npz"), "--task", "sorted"]) == 0
-
-
-@pytest.mark.parametrize("name", ["transformer_reverse", "xlnet_sequence"])
-def test_examples_without_gpu_exit_2(load_example, capsys, name):
-    if tz.gpu_available():
-        pytest.skip("a GPU is present")
-    example = load_example(name)
-    assert example.run_main(example.main, ["--device", "gpu", "--steps", "1"]) == 2
-    assert capsys.readouterr().err.startswith("error:")
