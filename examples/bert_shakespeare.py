@@ -35,6 +35,7 @@ from tinyzoo import optim
 from tinyzoo.models.bert import BERT, IGNORE_INDEX, MaskedBatch, mask_tokens, mlm_correct, mlm_loss
 from tinyzoo.models.char_rnn import fixed_windows, random_windows
 from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
+from tinyzoo.train.tasks import char_lm
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,11 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--norm", choices=("post", "pre"), default="pre",
                         help="post-norm (original BERT) or pre-norm blocks")  # fmt: skip
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--seq-len", type=int, default=64, help="characters per window")
     parser.add_argument("--warmup", type=int, default=50, help="linear warmup steps, then cosine decay to lr/10")
-    parser.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
     parser.add_argument("--log-every", type=int, default=20, help="steps between training-loss records")
-    parser.add_argument("--eval-windows", type=int, default=256, help="held-out windows")
+    char_lm.add_corpus_flags(parser, seq_len=64, sampling=False)
     parser.add_argument("--show", type=int, default=3, help="held-out windows to print with the model's fill-ins")
     return parser.parse_args(argv)
 

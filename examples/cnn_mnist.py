@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import sys
 
-import tinyzoo as tz
 from tinyzoo.models.cnn import SimpleCNN
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
 from tinyzoo.train.tasks import image_classifiers
 
 
@@ -38,9 +37,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train the CNN and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = image_classifiers.load_images(args)
+    device, images = image_classifiers.prepare(args)
     in_channels, size, _ = images.shape
     model = SimpleCNN(in_channels, 10, [int(c) for c in args.channels.split(",")], args.kernel_size,
                       args.padding, args.hidden, args.dropout, image_size=size)  # fmt: skip

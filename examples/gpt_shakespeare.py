@@ -98,7 +98,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2, help="GPT Transformer blocks")
     parser.add_argument("--heads", type=int, default=4, help="attention heads per block")
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--seq-len", type=int, default=128, help="characters per window (the GPT's context)")
     parser.add_argument("--lstm-lr", type=float, default=6e-3, help="the LSTM's peak Adam learning rate")
     parser.add_argument("--warmup", type=int, default=50, help="linear warmup steps, then cosine decay to lr/10")
     parser.add_argument("--weight-decay", type=float, default=0.0,
@@ -106,13 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--beta2", type=float, default=0.999, help="both models' Adam β₂")
     parser.add_argument("--compare-lstm", action=argparse.BooleanOptionalAction, default=True,
                         help="also train a parameter-matched LSTM on the same batches")  # fmt: skip
-    parser.add_argument("--eval-every", type=int, default=100, help="steps between validation scores")
     parser.add_argument("--log-every", type=int, default=20, help="steps between training-bpc records")
-    parser.add_argument("--eval-windows", type=int, default=512, help="held-out validation windows")
-    parser.add_argument("--sample-length", type=int, default=300, help="characters to generate at the end")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=10, help="GPT samples from the k most likely characters")
-    parser.add_argument("--prompt", default="ROMEO:\n", help="text the samples start from")
+    char_lm.add_corpus_flags(parser, seq_len=128, eval_windows=512)
     return parser.parse_args(argv)
 
 
@@ -255,20 +250,8 @@ def report(learners: list[Learner], corpus, args, device: str, seconds: float, v
 
 def plot_learners(learners: list[Learner], path: str) -> None:
     """Training bpc (moving average) and validation bpc of every model, in two panels."""
-    from tinyzoo import plot
-
-    def label(learner: Learner) -> str:
-        return f"{learner.name}, {learner.model.num_parameters() / 1e3:.0f}k params"
-
-    plot.panels(
-        {
-            "training bits per char (moving avg)": {label(lr): lr.log.series("train_bpc") for lr in learners},
-            "validation bits per char": {label(lr): lr.log.series("val_bpc") for lr in learners},
-        },
-        path,
-        xlabel="training step",
-    )
-    print(f"figure written to {path}")
+    logs = {f"{learner.name}, {learner.model.num_parameters() / 1e3:.0f}k params": learner.log for learner in learners}
+    char_lm.plot_bpc(logs, path, xlabel="training step")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import sys
 
-import tinyzoo as tz
 from tinyzoo.models.mlp import MLP
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
 from tinyzoo.train.tasks import image_classifiers
 
 
@@ -42,9 +41,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train the MLP and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = image_classifiers.load_images(args)
+    device, images = image_classifiers.prepare(args)
     channels, height, width = images.shape
     hidden = [int(n) for n in args.hidden.split(",") if n]
     model = MLP([channels * height * width, *hidden, 10], dropout=args.dropout)

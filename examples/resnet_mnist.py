@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import sys
 
-import tinyzoo as tz
 from tinyzoo.models.resnet import STEMS, resnet18
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
 from tinyzoo.train.tasks import image_classifiers
 
 
@@ -39,9 +38,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train ResNet-18 within the budget and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = image_classifiers.load_images(args, pad_to=32)
+    device, images = image_classifiers.prepare(args, pad_to=32)
     model = resnet18(num_classes=10, in_channels=images.shape[0], stem=args.stem, width=args.width)
     image_classifiers.run("resnet18", model, images, args, device)
     return 0

@@ -30,7 +30,7 @@ import numpy as np
 
 import tinyzoo as tz
 from tinyzoo.models.vit import ViT
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
 from tinyzoo.train.tasks import image_classifiers
 
 
@@ -51,9 +51,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train the ViT and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = image_classifiers.load_images(args)
+    device, images = image_classifiers.prepare(args)
     channels, height, _ = images.shape
     model = ViT(height, args.patch, channels, 10, args.d_model, args.layers, args.heads, args.d_ff, args.dropout,
                 head_hidden=args.head_hidden or None)  # fmt: skip

@@ -21,6 +21,7 @@ from tinyzoo.models.capsnet import (
     reconstruction_loss,
 )
 from tinyzoo.testing import strategies as tzst
+from tinyzoo.testing import training_losses
 
 # A CapsNet small enough for finite differences: 1×12×12 → conv 3×3 (10×10) → 2 maps of 3-D capsules
 # on a 3×3 grid (18 primary capsules) → 3 digit capsules of 4 D, 2 routing iterations.
@@ -158,14 +159,12 @@ def test_short_training_on_digits_lowers_the_loss():
     model = CapsNet(DIGITS)
     optimizer = tz.optim.Adam(model.parameters(), lr=1e-2)
     images, labels = digits_batch(64)
-    losses = []
-    for _ in range(30):
+
+    def loss(_: int) -> tz.Tensor:
         x = tz.tensor(random_shift(images, 1, tz.rng.generator()))
-        loss = capsnet_loss(model(x, labels), x, labels)[0]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        return capsnet_loss(model(x, labels), x, labels)[0]
+
+    losses = training_losses(loss, optimizer, 30)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 

@@ -24,6 +24,7 @@ from tinyzoo.models.cnn import SimpleCNN, pooled_size
 from tinyzoo.models.mlp import MLP
 from tinyzoo.models.resnet import BasicBlock, ResNet, resnet18
 from tinyzoo.nn import functional as F
+from tinyzoo.testing import training_losses
 from tinyzoo.train import run_main
 from tinyzoo.train.tasks import image_classifiers
 
@@ -57,14 +58,7 @@ def fake_mnist() -> MNIST:
 def train_losses(model: tz.nn.Module, x: np.ndarray, y: np.ndarray, steps: int, lr: float = 1e-2) -> list[float]:
     """Full-batch Adam on the cross entropy; the loss at every step."""
     optimizer = optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(tz.tensor(x)), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return training_losses(lambda _: F.cross_entropy(model(tz.tensor(x)), y), optimizer, steps)
 
 
 def gradcheck_model(model: tz.nn.Module, x: np.ndarray) -> None:

@@ -16,6 +16,7 @@ from tinyzoo.data import MNIST, load_digits
 from tinyzoo.models.autoencoder import ConvAutoencoder, DenseAutoencoder, build_autoencoder, reconstruction_loss
 from tinyzoo.models.gan import GAN, Discriminator, Generator, classifier_score, discriminator_loss, generator_loss
 from tinyzoo.models.rbm import DBN, RBM, bernoulli, cd_optimizer, cd_step, contrastive_divergence
+from tinyzoo.testing import training_losses
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -73,13 +74,7 @@ def test_dense_autoencoder_training_lowers_the_loss(small_mnist):
     model = DenseAutoencoder(hidden=16, code_size=8)
     optimizer = optim.Adam(model.parameters(), lr=3e-3)
     x = tz.tensor(small_mnist.x_train)
-    losses = []
-    for _ in range(40):
-        loss = reconstruction_loss(model(x), x)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: reconstruction_loss(model(x), x), optimizer, 40)
     assert losses[-1] < 0.6 * losses[0]
 
 

@@ -24,6 +24,7 @@ from tinyzoo.models.dqn import (
     td_loss,
 )
 from tinyzoo.models.pointer_net import PointerNet, pointer_loss, sequence_accuracy, sort_batch
+from tinyzoo.testing import training_losses
 
 
 # =================================================================================================
@@ -90,13 +91,7 @@ def test_pointer_net_short_training_lowers_the_loss():
     model = PointerNet(input_size=1, embed_size=16, hidden_size=32)
     optimizer = tz.optim.Adam(model.parameters(), lr=1e-2)
     x, pointers = sort_batch(64, 5, np.random.default_rng(0))
-    losses = []
-    for _ in range(30):
-        loss = pointer_loss(model(tz.tensor(x), pointers)[0], pointers)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: pointer_loss(model(tz.tensor(x), pointers)[0], pointers), optimizer, 30)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -268,13 +263,7 @@ def test_dqn_short_training_lowers_the_td_loss():
     q_net, target_net = QNetwork(4, 2, hidden=32), QNetwork(4, 2, hidden=32)
     optimizer = tz.optim.Adam(q_net.parameters(), lr=1e-2)
     batch = _transitions(64, np.random.default_rng(0))
-    losses = []
-    for _ in range(50):
-        loss = td_loss(q_net, target_net, batch, gamma=0.99)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: td_loss(q_net, target_net, batch, gamma=0.99), optimizer, 50)
     assert losses[-1] < 0.3 * losses[0]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import tinyzoo as tz
 from tinyzoo import nn, optim
+from tinyzoo.testing import training_losses
 from tinyzoo.train import MetricsLog, ProgressBar, TrainingRun, load_training, save_training
 
 
@@ -44,14 +45,8 @@ def test_metrics_log_round_trips_jsonl_and_csv(tmp_path):
 
 
 def _train(model, optimizer, steps, data):
-    losses = []
-    for x, y in data[:steps]:
-        loss = nn.functional.mse_loss(model(tz.tensor(x)), tz.tensor(y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return training_losses(lambda i: nn.functional.mse_loss(model(tz.tensor(data[i][0])), tz.tensor(data[i][1])),
+                           optimizer, min(steps, len(data)))  # fmt: skip
 
 
 def test_save_then_resume_equals_one_uninterrupted_run(tmp_path):

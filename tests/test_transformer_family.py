@@ -17,6 +17,7 @@ from tinyzoo.models.gpt import GPT, generate, lm_loss, sample_next
 from tinyzoo.models.vit import ViT, patchify, unpatchify
 from tinyzoo.nn import functional as F
 from tinyzoo.nn.conv import Conv2d
+from tinyzoo.testing import training_losses
 from tinyzoo.train.tasks import image_classifiers
 
 
@@ -43,14 +44,7 @@ def ids(batch: int, length: int, vocab: int = 5, seed: int = 0) -> np.ndarray:
 
 def train(model, loss_fn, steps: int = 40, lr: float = 1e-2) -> tuple[float, float]:
     """(first loss, mean of the last five) over `steps` Adam steps of loss_fn(step)."""
-    optimizer = optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for step in range(steps):
-        loss = loss_fn(step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(loss_fn, optimizer=optim.Adam(model.parameters(), lr=lr), steps=steps)
     return losses[0], float(np.mean(losses[-5:]))
 
 

@@ -33,6 +33,7 @@ from tinyzoo.models.xlnet import (
     two_stream_mask,
     xlnet_loss,
 )
+from tinyzoo.testing import training_losses
 
 FAST = settings(max_examples=15, deadline=None)
 
@@ -164,13 +165,7 @@ def test_short_training_lowers_the_loss():
                         dropout=0.0, pad_id=PAD, bos_id=BOS, eos_id=EOS)  # fmt: skip
     optimizer = tz.optim.Adam(model.parameters(), lr=1e-2)
     src, tgt_in, tgt_out = tiny_batch(16, 6)
-    losses = []
-    for _ in range(25):
-        loss = sequence_loss(model(src, tgt_in), tgt_out, PAD)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: sequence_loss(model(src, tgt_in), tgt_out, PAD), optimizer, 25)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -323,13 +318,7 @@ def test_xlnet_short_training_lowers_the_loss():
     tokens = sequence_batch("sorted", 32, 8, 11, rng)
     order = sample_orders(32, 8, rng)
     targets = prediction_targets(order, K=2)
-    losses = []
-    for _ in range(25):
-        loss = xlnet_loss(model(tokens, order), tokens, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: xlnet_loss(model(tokens, order), tokens, targets), optimizer, 25)
     assert losses[-1] < 0.7 * losses[0]
 
 

@@ -53,13 +53,21 @@ def example_parser(description: str, steps: int, hidden: int) -> argparse.Argume
     parser.add_argument("--hyper-size", type=int, default=64, help="HyperLSTM: hidden size N̂ of the hyper-LSTM")
     parser.add_argument("--n-z", type=int, default=16, help="HyperLSTM: size N_z of the z embeddings")
     parser.add_argument("--depth", type=int, default=3, help="RHN: recurrence depth L")
-    parser.add_argument("--seq-len", type=int, default=100, help="characters per training window (BPTT length)")
-    parser.add_argument("--eval-every", type=int, default=100, help="steps between validation scores")
-    parser.add_argument("--eval-windows", type=int, default=256, help="held-out validation windows")
-    parser.add_argument("--sample-length", type=int, default=300, help="characters to generate at the end")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    parser.add_argument("--prompt", default="ROMEO:\n", help="text the sample starts from")
+    add_corpus_flags(parser, seq_len=100)
     return parser
+
+
+def add_corpus_flags(parser: argparse.ArgumentParser, seq_len: int, eval_windows: int = 256,
+                     sampling: bool = True) -> None:  # fmt: skip
+    """The flags of every script that trains on windows of the corpus (the character LMs, GPT, BERT): the window
+    length, how often and on how many held-out windows to validate, and (with `sampling`) the text sample."""
+    parser.add_argument("--seq-len", type=int, default=seq_len, help="characters per training window (the context)")
+    parser.add_argument("--eval-every", type=int, default=100, help="steps between validation scores")
+    parser.add_argument("--eval-windows", type=int, default=eval_windows, help="held-out validation windows")
+    if sampling:
+        parser.add_argument("--sample-length", type=int, default=300, help="characters to generate at the end")
+        parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+        parser.add_argument("--prompt", default="ROMEO:\n", help="text the samples start from")
 
 
 def load_corpus():
@@ -184,16 +192,20 @@ def report(runs: list[Run], corpus, args, device: str) -> None:
 
 def plot_runs(runs: list[Run], path: str) -> None:
     """Training and validation bpc of every run, in two panels."""
-    from tinyzoo import plot
+    plot_bpc({f"{run.name} (hidden {run.hidden}, {run.model.num_parameters() / 1e3:.0f}k params)": run.log
+              for run in runs}, path)  # fmt: skip
 
-    def label(run: Run) -> str:
-        return f"{run.name} (hidden {run.hidden}, {run.model.num_parameters() / 1e3:.0f}k params)"
+
+def plot_bpc(logs: dict[str, MetricsLog], path: str, xlabel: str = "step") -> None:
+    """Training bpc (moving average) and validation bpc of every labelled metrics log, in two panels."""
+    from tinyzoo import plot
 
     plot.panels(
         {
-            "training bpc (moving average)": {label(run): run.log.series("train_bpc") for run in runs},
-            "validation bpc": {label(run): run.log.series("val_bpc") for run in runs},
+            "training bpc (moving average)": {label: log.series("train_bpc") for label, log in logs.items()},
+            "validation bpc": {label: log.series("val_bpc") for label, log in logs.items()},
         },
         path,
+        xlabel=xlabel,
     )
     print(f"figure written to {path}")

@@ -37,7 +37,7 @@ from tinyzoo import nn, optim
 from tinyzoo.data import DataLoader, TensorDataset, load_cifar10, load_mnist
 from tinyzoo.errors import DataError
 from tinyzoo.nn import functional as F
-from tinyzoo.train import MetricsLog, TrainingRun
+from tinyzoo.train import MetricsLog, TrainingRun, check_device
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the training pixels
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per channel, over the training images
@@ -117,6 +117,14 @@ def load_images(args: argparse.Namespace, pad_to: int | None = None) -> Images:
     name = "MNIST" if pad_to is None else f"MNIST padded to {pad_to}×{pad_to}"
     return Images(prepare(mnist.x_train[:args.train_size]), mnist.y_train[:args.train_size],
                   prepare(mnist.x_test[:args.test_size]), mnist.y_test[:args.test_size], name)  # fmt: skip
+
+
+def prepare(args: argparse.Namespace, pad_to: int | None = None) -> tuple[str, Images]:
+    """What every classifier example does first: check --device, seed tinyzoo's RNG with --seed (the initial
+    weights and dropout masks to come), and load the data set the flags name (see load_images)."""
+    device = check_device(args.device)
+    tz.manual_seed(args.seed)
+    return device, load_images(args, pad_to)
 
 
 def precise_batch_norm(model: nn.Module, x: np.ndarray, device: str, batch_size: int, batches: int) -> None:
