@@ -31,14 +31,13 @@ MODELS = {"gat": GAT, "gatv2": GATv2}
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the GAT recipe's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs)
+    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs, lr=PAPER_TRAINING.lr)
     parser.add_argument("--model", choices=sorted(MODELS), default="gat")
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (and splits), from --seed on")
     parser.add_argument("--hidden", type=int, default=8, help="features per head in the hidden layer")
     parser.add_argument("--heads", type=int, default=8, help="heads of the hidden layer")
     parser.add_argument("--out-heads", type=int, default=1, help="heads of the output layer (averaged)")
     parser.add_argument("--dropout", type=float, default=0.6)
-    parser.add_argument("--lr", type=float, default=PAPER_TRAINING.lr)
     parser.add_argument("--weight-decay", type=float, default=PAPER_TRAINING.weight_decay)
     parser.add_argument("--patience", type=int, default=PAPER_TRAINING.patience,
                         help="stop after this many epochs without a new best validation loss or accuracy")  # fmt: skip

@@ -24,11 +24,10 @@ from tinyzoo.train.tasks.cora import plot_run, report, run_seeds
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the GCN recipe's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs)
+    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs, lr=PAPER_TRAINING.lr)
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (and splits), from --seed on")
     parser.add_argument("--hidden", type=int, default=16)
     parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--lr", type=float, default=PAPER_TRAINING.lr)
     parser.add_argument("--weight-decay", type=float, default=PAPER_TRAINING.weight_decay)
     parser.add_argument("--patience", type=int, default=PAPER_TRAINING.patience,
                         help="stop after this many epochs without a lower validation loss")  # fmt: skip

@@ -40,15 +40,17 @@ class TrainingRun:
     """Resume, data-RNG re-seeding, progress, logging cadence, first-step profiling and the final save of a run.
 
     `args` is an example's parsed flags (`example_parser`): it reads --seed, --resume, --save, --log and
-    --trace. `state` names further objects with a state_dict to checkpoint with the model and optimizer.
+    --trace; `metrics_log` replaces the log --log names (runs that share one log). `state` names further
+    objects with a state_dict to checkpoint with the model and optimizer.
     """
 
     def __init__(self, args: argparse.Namespace, model: Any, optimizer: Any = None, total: int = 0,
-                 desc: str = "", log_every: int = 1, **state: Any) -> None:  # fmt: skip
+                 desc: str = "", log_every: int = 1, metrics_log: MetricsLog | None = None,
+                 **state: Any) -> None:  # fmt: skip
         self.args, self.model, self.optimizer, self.state = args, model, optimizer, state
         self.total, self.desc, self.log_every = int(total), desc, max(int(log_every), 1)
         self.start = load_training(args.resume, model, optimizer, **state) if args.resume else 0
-        self.metrics_log = MetricsLog(args.log)
+        self.metrics_log = metrics_log if metrics_log is not None else MetricsLog(args.log)
         self.bar: ProgressBar | None = None
         self._sums: dict[str, Any] = {}  # metric → running sum on the device (float64)
         self._count = 0

@@ -14,6 +14,7 @@ last seed's model.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,15 +28,7 @@ from tinyzoo.backend import to_device, to_host
 from tinyzoo.data import load_cora
 from tinyzoo.models.graph_common import Graph, SparseFeatures, TwoLayerGNN, in_degrees, make_graph
 from tinyzoo.nn import functional as F
-from tinyzoo.train import (
-    EarlyStopping,
-    MetricsLog,
-    ProgressBar,
-    TrainingConfig,
-    load_training,
-    save_training,
-    trace_step,
-)
+from tinyzoo.train import EarlyStopping, MetricsLog, TrainingConfig, TrainingRun
 
 
 class CoraTask(NamedTuple):
@@ -95,14 +88,17 @@ def train_node_classifier(
     """Full-batch Adam on the training nodes with early stopping on the validation nodes; test accuracy at the end."""
     optimizer = optim.Adam(model.parameter_groups(config.weight_decay), lr=config.lr)
     stopper = EarlyStopping(config.patience, config.watch_accuracy)
-    start = load_training(resume, model, optimizer, stopper=stopper) if resume else 0
-    epoch, step_seconds = start, []
-    with ProgressBar(config.epochs - start, f"seed {seed}") as bar:
-        while epoch < config.epochs and not stopper.stop:
-            epoch += 1
+    files = argparse.Namespace(seed=seed, resume=resume, save=save, log=None, trace=trace)
+    training = TrainingRun(files, model, optimizer, total=config.epochs, desc=f"seed {seed}", metrics_log=log,
+                           stopper=stopper)  # fmt: skip
+    trained, step_seconds = training.start, []
+    with training:
+        for epoch in training.steps():
+            if stopper.stop:
+                break
             began = time.perf_counter()
             model.train()
-            with trace_step(trace and epoch == start + 1):
+            with training.trace(epoch):
                 loss, train_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.train)
                 optimizer.zero_grad()
                 loss.backward()
@@ -113,13 +109,10 @@ def train_node_classifier(
             with tz.no_grad():
                 val_loss, val_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.val)
             stopper.update(epoch, val_loss.item(), val_accuracy, model)
-            metrics = {"loss": loss.item(), "train_acc": train_accuracy, "val_loss": val_loss.item(),
-                       "val_acc": val_accuracy}  # fmt: skip
-            if log is not None:
-                log.log(epoch, seed=seed, **metrics)
-            bar.update(**metrics)
-    if save:
-        save_training(save, model, optimizer, step=epoch, stopper=stopper)
+            training.log(epoch, seed=seed, loss=loss.item(), train_acc=train_accuracy, val_loss=val_loss.item(),
+                         val_acc=val_accuracy)  # fmt: skip
+            trained = epoch
+    training.save(trained)
     stopper.finish(model)
     model.eval()
     with tz.no_grad():
@@ -129,7 +122,7 @@ def train_node_classifier(
         loss_and_accuracy(logits, task.labels, task.test)[1],
         loss_and_accuracy(logits, task.labels, task.val)[1],
         stopper.best_epoch,
-        epoch - start,
+        trained - training.start,
         float(np.median(step_seconds)) if step_seconds else float("nan"),
     )
 
