@@ -10,7 +10,6 @@ between the test images and their reconstructions. --plot draws test digits abov
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 
 import numpy as np
 
@@ -18,18 +17,15 @@ import tinyzoo as tz
 from tinyzoo import optim
 from tinyzoo.data import DataLoader, TensorDataset, load_mnist
 from tinyzoo.models.autoencoder import build_autoencoder, reconstruct, reconstruction_loss
-from tinyzoo.study.trace import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import TrainingRun, check_device, example_parser, run_main
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the autoencoder's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=5)
+    parser = example_parser(__doc__.splitlines()[0], epochs=5, lr=1e-3, batch_size=128)
     parser.add_argument("--arch", choices=["dense", "conv"], default="dense", help="784-256-64-256-784 or conv")
     parser.add_argument("--loss", choices=["bce", "mse"], default="bce", help="reconstruction loss to train on")
     parser.add_argument("--code-size", type=int, default=64, help="numbers in the bottleneck code z")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
     return parser.parse_args(argv)
 
@@ -43,13 +39,13 @@ def test_mse(model, x_test: np.ndarray, device: str, batch_size: int = 1000) -> 
     return total / x_test.size
 
 
-def train_step(model, optimizer: optim.Optimizer, x: tz.Tensor, loss_kind: str) -> float:
-    """One Adam step on the reconstruction loss of the batch x [batch, 784]; returns the loss."""
+def train_step(model, optimizer: optim.Optimizer, x: tz.Tensor, loss_kind: str) -> tz.Tensor:
+    """One Adam step on the reconstruction loss of the batch x [batch, 784]; returns the loss (on the device)."""
     loss = reconstruction_loss(model(x), x, loss_kind)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return loss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,25 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     loader = DataLoader(TensorDataset(x_train), batch_size=args.batch_size, shuffle=True, seed=args.seed,
                         device=device)  # fmt: skip
-    start_epoch = load_training(args.resume, model, optimizer, loader=loader) if args.resume else 0
-    log = MetricsLog(args.log)
-
-    step = start_epoch * len(loader)
-    with ProgressBar((args.epochs - start_epoch) * len(loader), f"AE-{args.arch}") as bar:
-        for epoch in range(start_epoch + 1, args.epochs + 1):
+    training = TrainingRun(args, model, optimizer, total=args.epochs * len(loader), desc=f"AE-{args.arch}",
+                           loader=loader)  # fmt: skip
+    step = training.start  # a checkpoint is written at the end of an epoch
+    with training:
+        for epoch in range(step // len(loader) + 1, args.epochs + 1):
             for (x,) in loader:
-                tracing = args.trace and step == start_epoch * len(loader)  # profile the first step
-                with trace() if tracing else nullcontext() as profile:
-                    loss = train_step(model, optimizer, tz.tensor(x, device=device), args.loss)
-                if profile is not None:
-                    print(profile.table())
                 step += 1
-                bar.update(1, epoch=epoch, loss=loss)
+                with training.trace(step):
+                    loss = train_step(model, optimizer, tz.tensor(x, device=device), args.loss)
+                training.bar.update(1, epoch=epoch)
                 if step % 50 == 0:
-                    log.log(step, loss=loss)
+                    training.log(step, loss=loss.item())
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=args.epochs, loader=loader)
+    training.save()
     mse = test_mse(model, data.x_test, device)
     print(f"test MSE per pixel {mse:.5f} ({args.arch} autoencoder, {args.loss} loss, code {args.code_size}, "
           f"{args.epochs} epochs)")  # fmt: skip

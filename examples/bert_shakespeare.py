@@ -34,26 +34,22 @@ import tinyzoo as tz
 from tinyzoo import optim
 from tinyzoo.models.bert import BERT, IGNORE_INDEX, MaskedBatch, mask_tokens, mlm_correct, mlm_loss
 from tinyzoo.models.char_rnn import fixed_windows, random_windows
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
+from tinyzoo.train.tasks import char_lm
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The example's flags: the shared ones, the encoder's sizes, batching, optimisation and evaluation."""
-    parser = example_parser(__doc__.splitlines()[0], steps=1200)
+    parser = example_parser(__doc__.splitlines()[0], steps=1200, lr=2e-3, batch_size=32, grad_clip=1.0)
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2, help="Transformer blocks")
     parser.add_argument("--heads", type=int, default=4, help="attention heads per block")
     parser.add_argument("--norm", choices=("post", "pre"), default="pre",
                         help="post-norm (original BERT) or pre-norm blocks")  # fmt: skip
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--seq-len", type=int, default=64, help="characters per window")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate")
     parser.add_argument("--warmup", type=int, default=50, help="linear warmup steps, then cosine decay to lr/10")
-    parser.add_argument("--grad-clip", type=float, default=1.0, help="max global gradient norm")
-    parser.add_argument("--eval-every", type=int, default=100, help="steps between held-out evaluations")
     parser.add_argument("--log-every", type=int, default=20, help="steps between training-loss records")
-    parser.add_argument("--eval-windows", type=int, default=256, help="held-out windows")
+    char_lm.add_corpus_flags(parser, seq_len=64, sampling=False)
     parser.add_argument("--show", type=int, default=3, help="held-out windows to print with the model's fill-ins")
     return parser.parse_args(argv)
 
@@ -106,36 +102,33 @@ def main(argv: list[str] | None = None) -> int:
                  norm_first=args.norm == "pre").to(device)  # fmt: skip
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.WarmupCosine(optimizer, min(args.warmup, args.steps - 1), args.steps, min_lr=args.lr / 10)
-    start_step, data_rng = 0, np.random.default_rng(args.seed)
-    if args.resume:
-        start_step = load_training(args.resume, model, optimizer, scheduler=scheduler)
-        data_rng = np.random.default_rng([args.seed, start_step])
+    training = TrainingRun(args, model, optimizer, total=args.steps, desc="bert", scheduler=scheduler)
+    data_rng = training.data_rng()
     test = held_out(corpus, args)
-    log = MetricsLog(args.log)
     print(f"BERT ({args.norm}-norm): {model.num_parameters():,} parameters; {len(test.inputs)} held-out windows "
           f"with {int((test.targets != IGNORE_INDEX).sum())} selected positions")  # fmt: skip
 
     train_loss, accuracy, start = None, None, time.perf_counter()
-    with ProgressBar(args.steps - start_step, "bert") as bar:
-        for step in range(start_step + 1, args.steps + 1):
+    with training:
+        for step in training.steps():
             windows, _ = random_windows(corpus.train, args.batch_size, args.seq_len, data_rng)
-            loss = mlm_loss(model, mask_tokens(windows, vocab, vocab, data_rng), device)
-            optimizer.zero_grad()
-            loss.backward()
-            optim.clip_grad_norm_(model.parameters(), args.grad_clip)
-            optimizer.step()
+            with training.trace(step):
+                loss = mlm_loss(model, mask_tokens(windows, vocab, vocab, data_rng), device)
+                optimizer.zero_grad()
+                loss.backward()
+                optim.clip_grad_norm_(model.parameters(), args.grad_clip)
+                optimizer.step()
             scheduler.step()
-            train_loss = loss.item() if train_loss is None else 0.98 * train_loss + 0.02 * loss.item()
+            nats = loss.data.astype("float64")  # the moving average stays on the device until it is logged
+            train_loss = nats if train_loss is None else 0.98 * train_loss + 0.02 * nats
             metrics = {"loss": train_loss}
             if step % args.eval_every == 0 or step == args.steps:
                 accuracy = metrics["val_acc"] = mlm_accuracy(model, test, device)
             if "val_acc" in metrics or step % args.log_every == 0:
-                log.log(step, **metrics)
-            bar.update(**metrics)
+                training.log(step, **{name: float(value) for name, value in metrics.items()})
     seconds = time.perf_counter() - start
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=args.steps, scheduler=scheduler)
+    training.save()
     accuracy = mlm_accuracy(model, test, device) if accuracy is None else accuracy
     baseline, char = unigram_accuracy(corpus, test)
     print(f"\nheld-out MLM accuracy {accuracy:.2%} at the selected positions of {len(test.inputs)} windows of "
@@ -144,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({(train_loss or float('nan')) / math.log(2):.3f} bits) per selected char\n")  # fmt: skip
     show_fill_ins(model, test, corpus, args.show, device)
     if args.plot:
-        plot_run(log, baseline, args.plot)
+        plot_run(training.metrics_log, baseline, args.plot)
     return 0
 
 

@@ -31,16 +31,7 @@ import tinyzoo as tz
 from tinyzoo import optim, rng
 from tinyzoo.data import DataLoader, TensorDataset, load_mnist
 from tinyzoo.models.capsnet import CapsNet, CapsNetConfig, capsnet_loss, perturbed_reconstructions, random_shift
-from tinyzoo.train import (
-    MetricsLog,
-    ProgressBar,
-    check_device,
-    example_parser,
-    load_training,
-    run_main,
-    save_training,
-    trace_step,
-)
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
 
 LOG_EVERY = 50  # steps between records of the metrics log (and points of the learning curves)
 PERTURBATIONS = np.linspace(-0.25, 0.25, 11)  # the paper's Figure 4: -0.25 to 0.25 in steps of 0.05
@@ -48,11 +39,9 @@ PERTURBATIONS = np.linspace(-0.25, 0.25, 11)  # the paper's Figure 4: -0.25 to 0
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus CapsNet's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=3)
+    parser = example_parser(__doc__.splitlines()[0], epochs=3, lr=1e-3, batch_size=64)
     parser.add_argument("--paper", action="store_true", help="the paper's network (256 conv maps, 1152 capsules)")
     parser.add_argument("--routing", type=int, default=3, help="routing iterations")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-decay", type=float, default=0.9, help="learning rate factor per epoch")
     parser.add_argument("--max-shift", type=int, default=2, help="random shift of training images, in pixels")
     parser.add_argument("--train-size", type=int, default=None, help="use the first N training images")
@@ -92,45 +81,38 @@ def main(argv: list[str] | None = None) -> int:
     loader = DataLoader(TensorDataset(x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, device=device)
     print(f"CapsNet{' (paper)' if args.paper else ''}: {model.num_parameters():,} parameters, "
           f"{config.num_primary} primary capsules; {len(x_train)} training images on {device}")  # fmt: skip
-    step = 0
-    if args.resume:
-        step = load_training(args.resume, model, optimizer, scheduler=scheduler, loader=loader)
-    log = MetricsLog(args.log)
-    first_step = step
-
-    total, recent, test_accuracy = args.epochs * len(loader), [], None
-    with ProgressBar(total - step, "capsnet") as bar:
+    training = TrainingRun(args, model, optimizer, total=args.epochs * len(loader), desc="capsnet",
+                           log_every=LOG_EVERY, scheduler=scheduler, loader=loader)  # fmt: skip
+    step, test_accuracy = training.start, None
+    with training:
         while loader.epoch < args.epochs:
             model.train()
             for xb, yb in loader:
                 x = tz.tensor(random_shift(xb, args.max_shift, rng.generator()), device=device)
-                with trace_step(args.trace and step == first_step):
+                step += 1
+                with training.trace(step):
                     out = model(x, yb)
                     loss, margin, recon = capsnet_loss(out, x, yb)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                step += 1
-                accuracy = float((out.lengths.numpy().argmax(axis=1) == tz.backend.to_host(yb)).mean())
-                metrics = {"loss": loss.item(), "margin": margin.item(), "recon": recon.item(), "acc": accuracy}
-                bar.update(**metrics)
-                recent.append(metrics)
+                accuracy = (out.lengths.data.argmax(axis=1) == yb).mean()
+                training.accumulate(loss=loss, margin=margin, recon=recon, acc=accuracy)
+                training.bar.update(1)
                 if step % LOG_EVERY == 0:  # the mean of the last LOG_EVERY steps: smoother curves
-                    log.log(step, **{k: float(np.mean([m[k] for m in recent])) for k in metrics})
-                    recent.clear()
+                    training.log(step)
             scheduler.step()
             test_accuracy = evaluate(model.eval(), x_test, y_test, device)
-            log.log(step, test_acc=test_accuracy)
+            training.metrics_log.log(step, test_acc=test_accuracy)
             print(f"\nepoch {loader.epoch}: test accuracy {test_accuracy:.2%}", flush=True)
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=step, scheduler=scheduler, loader=loader)
+    training.save(step)
     model.eval()
     final = test_accuracy if test_accuracy is not None else evaluate(model, x_test, y_test, device)
     errors = round((1 - final) * len(x_test))
     print(f"test accuracy {final:.2%} ({errors} errors on {len(x_test)} test images)")
     if args.plot:
-        plot_run(model, log, x_test, y_test, device, args.plot)
+        plot_run(model, training.metrics_log, x_test, y_test, device, args.plot)
     return 0
 
 

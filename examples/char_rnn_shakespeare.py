@@ -9,25 +9,20 @@ schedule and the same number of steps. With --match hidden (the default) all thr
 hidden size, so the gated cores have more parameters (GRU 3×, LSTM 4× the recurrent weights); with
 --match params the GRU and RNN hidden sizes are raised until their parameter counts match the LSTM's.
 Prints every model's validation bits per character and a text sample from each; the expectation from
-the literature is LSTM ≤ GRU ≤ RNN. The flags of examples/char_lm.py apply (--seq-len, --lr, ...).
+the literature is LSTM ≤ GRU ≤ RNN. The flags of tinyzoo/train/tasks/char_lm.py apply (--seq-len, --lr, ...).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared trainer, examples/char_lm.py
-
-import char_lm
-
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import check_device, run_main
+from tinyzoo.train.tasks import char_lm
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags: the shared ones, the character-LM ones and which models to compare."""
-    parser = example_parser(__doc__.splitlines()[0], steps=2000)
-    char_lm.add_flags(parser, hidden=128)
+    parser = char_lm.example_parser(__doc__.splitlines()[0], steps=2000, hidden=128)
     parser.add_argument("--models", default="rnn,gru,lstm", help="comma-separated cores to compare")
     parser.add_argument("--match", choices=("hidden", "params"), default="hidden",
                         help="equal hidden sizes, or hidden sizes giving the LSTM's parameter count")  # fmt: skip

@@ -9,28 +9,23 @@ layer, Adam (lr 1e-3, multiplied by 0.7 after each epoch; batches of 128), 6 epo
 accuracy after every epoch and at the end.
 
 `--data cifar10 --data-path DIR` reads the CIFAR-10 python batches from a folder you downloaded
-(tinyzoo never downloads them). The flags of examples/mnist_classifiers.py apply (--log, --save,
+(tinyzoo never downloads them). The flags of tinyzoo/train/tasks/image_classifiers.py apply (--log, --save,
 --resume, --max-minutes, --batch-size, ...).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared trainer, examples/mnist_classifiers.py
-
-import mnist_classifiers
-
-import tinyzoo as tz
 from tinyzoo.models.cnn import SimpleCNN
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
+from tinyzoo.train.tasks import image_classifiers
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags: the shared ones, the classifier ones and the CNN's shape."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=6)
-    mnist_classifiers.add_flags(parser, lr_decay=0.7)
+    parser = example_parser(__doc__.splitlines()[0], epochs=6, lr=1e-3, batch_size=128)
+    image_classifiers.add_flags(parser, lr_decay=0.7)
     parser.add_argument("--channels", default="16,32", help="output channels of the two convolutions")
     parser.add_argument("--kernel-size", type=int, default=5)
     parser.add_argument("--padding", type=int, default=0, help="zero padding of each convolution")
@@ -42,13 +37,11 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train the CNN and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = mnist_classifiers.load_images(args)
+    device, images = image_classifiers.prepare(args)
     in_channels, size, _ = images.shape
     model = SimpleCNN(in_channels, 10, [int(c) for c in args.channels.split(",")], args.kernel_size,
                       args.padding, args.hidden, args.dropout, image_size=size)  # fmt: skip
-    mnist_classifiers.run("cnn", model, images, args, device)
+    image_classifiers.run("cnn", model, images, args, device)
     return 0
 
 

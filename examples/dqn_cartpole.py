@@ -24,15 +24,13 @@ the test returns. On a machine shared with other jobs, OPENBLAS_NUM_THREADS=1 is
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 
 import numpy as np
 
 import tinyzoo as tz
 from tinyzoo.models.cartpole import CartPole
 from tinyzoo.models.dqn import DQNAgent, DQNConfig, QNetwork, greedy_returns
-from tinyzoo.study.trace import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main, trace_step
 
 TEST_SEED_OFFSET = 1_000_000  # test episodes use seeds far from the training and validation ones
 
@@ -40,11 +38,10 @@ TEST_SEED_OFFSET = 1_000_000  # test episodes use seeds far from the training an
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus DQN's)."""
     defaults = DQNConfig()
-    parser = example_parser(__doc__.splitlines()[0], steps=50_000)
+    parser = example_parser(__doc__.splitlines()[0], steps=50_000, lr=defaults.lr, batch_size=defaults.batch_size,
+                            grad_clip=defaults.grad_clip)  # fmt: skip
     parser.add_argument("--hidden", type=int, default=defaults.hidden, help="units in each of the 2 hidden layers")
-    parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--gamma", type=float, default=defaults.gamma)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--buffer-size", type=int, default=defaults.buffer_size)
     parser.add_argument("--learning-starts", type=int, default=defaults.learning_starts)
     parser.add_argument("--train-every", type=int, default=defaults.train_every)
@@ -52,7 +49,6 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--tau", type=float, default=defaults.tau, help="1: hard copy; <1: Polyak averaging")
     parser.add_argument("--epsilon-end", type=float, default=defaults.epsilon_end)
     parser.add_argument("--epsilon-decay-steps", type=int, default=defaults.epsilon_decay_steps)
-    parser.add_argument("--grad-clip", type=float, default=defaults.grad_clip)
     parser.add_argument("--eval-every", type=int, default=2_000, help="steps between validation runs")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--test-episodes", type=int, default=100)
@@ -82,23 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     agent = DQNAgent(CartPole.observation_size, CartPole.n_actions, config_from(args), device)
     best = QNetwork(CartPole.observation_size, CartPole.n_actions, args.hidden).to(device)
     best.load_state_dict(agent.q_net.state_dict())
-    if args.resume:
-        load_training(args.resume, agent, agent.optimizer, best=best)
+    training = TrainingRun(args, agent, agent.optimizer, total=args.steps, desc="DQN", best=best)
     best_score = validate(best, args)  # deterministic, so recomputing it beats saving it
-    log = MetricsLog(args.log)
+    log = training.metrics_log
 
     env = CartPole(1)
     obs = env.reset(seed=int(rng.integers(2**31)))
     episode_return, recent, losses = 0.0, [], []
-    with ProgressBar(args.steps - agent.steps, "DQN") as bar:
+    with training:
         while agent.steps < args.steps:
             action = agent.act(obs, rng)
             next_obs, reward, terminated, truncated = env.step(action)
             first_update = args.trace and agent.steps + 1 == agent.config.learning_starts
-            with trace() if first_update else nullcontext() as profile:
+            with trace_step(first_update):
                 loss = agent.observe(obs[0], action[0], reward[0], next_obs[0], terminated[0], rng)
-            if profile is not None:
-                print(profile.table())
             losses += [] if loss is None else [loss]
             episode_return += reward[0]
             obs = next_obs
@@ -115,11 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                            "best": best_score, "loss": float(np.mean(losses or [0.0]))}  # fmt: skip
                 log.log(agent.steps, val_return=score, td_loss=metrics["loss"])
                 losses = []
-                bar.update(0, **metrics)
-            bar.update(1)
+                training.bar.update(0, **metrics)
+            training.bar.update(1)
 
-    if args.save:
-        save_training(args.save, agent, agent.optimizer, step=agent.steps, best=best)
+    training.save(agent.steps)
     test_seed = args.seed + TEST_SEED_OFFSET
     kept = greedy_returns(best, CartPole(args.test_episodes), seed=test_seed)
     last = greedy_returns(agent.q_net, CartPole(args.test_episodes), seed=test_seed)

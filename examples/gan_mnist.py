@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -32,28 +31,23 @@ from tinyzoo.models.gan import (
     generator_loss,
     to_gan_range,
 )
-from tinyzoo.study.trace import trace
 from tinyzoo.train import (
     MetricsLog,
-    ProgressBar,
+    TrainingRun,
     accuracy,
     check_device,
     example_parser,
     fit_classifier,
-    load_training,
     predict,
     run_main,
-    save_training,
 )
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the GAN's)."""
-    parser = example_parser(__doc__.splitlines()[0], steps=2000)
+    parser = example_parser(__doc__.splitlines()[0], steps=2000, lr=2e-4, batch_size=64)
     parser.add_argument("--z-dim", type=int, default=64, help="size of the noise vector z")
     parser.add_argument("--channels", type=int, default=32, help="c: feature maps of G's last and D's first layer")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam's β1 (DCGAN uses 0.5)")
     parser.add_argument("--plot-every", type=int, default=500, help="steps between sample grids (with --plot)")
     parser.add_argument("--samples", type=int, default=10_000, help="generated images the classifier scores")
@@ -78,8 +72,9 @@ def figure_path(base: str, name: str) -> Path:
 
 
 def train_step(gan: GAN, g_optimizer: optim.Optimizer, d_optimizer: optim.Optimizer,
-               real: tz.Tensor) -> dict[str, float]:  # fmt: skip
-    """One Adam step of D, then one of G, on real images [batch, 1, 28, 28] in [-1, 1]; returns the metrics."""
+               real: tz.Tensor) -> dict[str, tz.Tensor]:  # fmt: skip
+    """One Adam step of D, then one of G, on real images [batch, 1, 28, 28] in [-1, 1]; returns the metrics
+    (scalar tensors, still on the device)."""
     fake = gan.generator(gan.noise(real.shape[0], real.device))  # G(z)  [batch, 1, 28, 28]
 
     real_logits, fake_logits = gan.discriminator(real), gan.discriminator(fake.detach())
@@ -92,8 +87,8 @@ def train_step(gan: GAN, g_optimizer: optim.Optimizer, d_optimizer: optim.Optimi
     g_optimizer.zero_grad()
     loss_g.backward()
     g_optimizer.step()
-    return {"loss_D": loss_d.item(), "loss_G": loss_g.item(), "D(x)": tz.sigmoid(real_logits).mean().item(),
-            "D(G(z))": tz.sigmoid(fake_logits).mean().item()}  # fmt: skip
+    return {"loss_D": loss_d, "loss_G": loss_g, "D(x)": tz.sigmoid(real_logits).mean(),
+            "D(G(z))": tz.sigmoid(fake_logits).mean()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,38 +103,34 @@ def main(argv: list[str] | None = None) -> int:
     d_optimizer = optim.Adam(gan.discriminator.parameters(), lr=args.lr, betas=betas)
     loader = DataLoader(TensorDataset(data.x_train[: args.train_size]), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, seed=args.seed, device=device)  # fmt: skip
-    start_step = 0
-    if args.resume:
-        start_step = load_training(args.resume, gan, g_optimizer, d_optimizer=d_optimizer, loader=loader)
+    training = TrainingRun(args, gan, g_optimizer, total=args.steps, desc="DCGAN", d_optimizer=d_optimizer,
+                           loader=loader)  # fmt: skip
     fixed_z = np.random.default_rng(args.seed).standard_normal((64, args.z_dim)).astype(np.float32)  # same z each grid
-    log, snapshots, batches = MetricsLog(args.log), [], endless(loader)
+    snapshots, batches = [], endless(loader)
     metrics: dict[str, float] = {}
 
-    with ProgressBar(args.steps - start_step, "DCGAN") as bar:
-        for step in range(start_step + 1, args.steps + 1):
+    with training:
+        for step in training.steps():
             (x,) = next(batches)
             real = to_gan_range(tz.tensor(x, device=device)).reshape(-1, 1, 28, 28)  # [batch, 1, 28, 28] in [-1, 1]
-            tracing = args.trace and step == start_step + 1  # profile the first step
-            with trace() if tracing else nullcontext() as profile:
-                metrics = train_step(gan, g_optimizer, d_optimizer, real)
-            if profile is not None:
-                print(profile.table())
-            bar.update(1, **metrics)
-            if not all(np.isfinite(v) for v in metrics.values()):
-                print(f"step {step}: a loss is no longer finite ({metrics}); stopping", file=sys.stderr)
-                return 1
-            if step % 10 == 0:
-                log.log(step, **metrics)
+            with training.trace(step):
+                step_metrics = train_step(gan, g_optimizer, d_optimizer, real)
+            if step % 10 == 0 or step == args.steps:  # read this step's metrics to the host
+                metrics = {name: value.item() for name, value in step_metrics.items()}
+                if not all(np.isfinite(v) for v in metrics.values()):
+                    print(f"step {step}: a loss is no longer finite ({metrics}); stopping", file=sys.stderr)
+                    return 1
+                if step % 10 == 0:
+                    training.log(step, **metrics)
             if args.plot and (step % args.plot_every == 0 or step == args.steps):
                 snapshots.append((step, plot_samples(gan, fixed_z, args, step, device)))
 
-    if args.save:
-        save_training(args.save, gan, g_optimizer, step=args.steps, d_optimizer=d_optimizer, loader=loader)
+    training.save()
     print(f"losses stayed finite for {args.steps} steps; last step: "
           + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))  # fmt: skip
     score_samples(gan, data, args, device)
     if args.plot:
-        plot_run(gan, log, snapshots, fixed_z, args, device)
+        plot_run(gan, training.metrics_log, snapshots, fixed_z, args, device)
     return 0
 
 

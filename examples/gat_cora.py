@@ -20,28 +20,24 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
-import tinyzoo as tz
-from tinyzoo.backend import to_host
 from tinyzoo.models.gat import GAT, PAPER_TRAINING
 from tinyzoo.models.gatv2 import GATv2
-from tinyzoo.models.graph_common import CoraTask, TrainingConfig, TwoLayerGNN, in_degrees, pca_2d, report, run_seeds
-from tinyzoo.train import MetricsLog, check_device, example_parser, run_main
+from tinyzoo.models.graph_common import TwoLayerGNN
+from tinyzoo.train import MetricsLog, TrainingConfig, check_device, example_parser, run_main
+from tinyzoo.train.tasks.cora import plot_run, report, run_seeds
 
 MODELS = {"gat": GAT, "gatv2": GATv2}
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the GAT recipe's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs)
+    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs, lr=PAPER_TRAINING.lr)
     parser.add_argument("--model", choices=sorted(MODELS), default="gat")
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (and splits), from --seed on")
     parser.add_argument("--hidden", type=int, default=8, help="features per head in the hidden layer")
     parser.add_argument("--heads", type=int, default=8, help="heads of the hidden layer")
     parser.add_argument("--out-heads", type=int, default=1, help="heads of the output layer (averaged)")
     parser.add_argument("--dropout", type=float, default=0.6)
-    parser.add_argument("--lr", type=float, default=PAPER_TRAINING.lr)
     parser.add_argument("--weight-decay", type=float, default=PAPER_TRAINING.weight_decay)
     parser.add_argument("--patience", type=int, default=PAPER_TRAINING.patience,
                         help="stop after this many epochs without a new best validation loss or accuracy")  # fmt: skip
@@ -75,41 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         plot_run(args.plot, model, task, f"{args.model.upper()} on Cora, seed {results[-1].seed}: test accuracy "
                  f"{results[-1].test_accuracy:.1%}")  # fmt: skip
     return 0
-
-
-def plot_run(path: str, model: TwoLayerGNN, task: CoraTask, title: str) -> None:
-    """PCA of the hidden embeddings by class; with an attention model, a histogram of its attention weights."""
-    from tinyzoo.plot import pyplot, save
-
-    plt = pyplot()
-
-    model.eval()
-    with tz.no_grad():
-        points = pca_2d(model.embed(task.x, task.graph).numpy())
-    labels = task.labels.numpy()
-    attention = model.attention(task.x, task.graph) if hasattr(model, "attention") else None
-    fig, axes = plt.subplots(1, 1 if attention is None else 2, figsize=(6.5 if attention is None else 13, 5.2),
-                             squeeze=False)  # fmt: skip
-    ax = axes[0, 0]
-    for c, name in enumerate(task.class_names):
-        ax.scatter(*points[labels == c].T, s=6, alpha=0.7, label=name.replace("_", " "))
-    ax.set(xlabel="principal component 1", ylabel="principal component 2",
-           title="hidden node embeddings (PCA), coloured by class")  # fmt: skip
-    ax.legend(fontsize=8, markerscale=2.5, loc="upper left")
-    if attention is not None:
-        ax = axes[0, 1]
-        degree = to_host(in_degrees(task.graph))
-        uniform = 1.0 / degree[to_host(task.graph.dst)]  # α_ij if every neighbour weighed the same
-        bins = np.linspace(0, 1, 41)
-        ax.hist(uniform, bins=bins, density=True, histtype="step", color="black", lw=1.5, label="uniform 1/|N(i)|")
-        for layer, alpha in enumerate(attention, 1):
-            label = f"layer {layer}, {alpha.shape[1]} head{'s' if alpha.shape[1] > 1 else ''}"
-            ax.hist(alpha.ravel(), bins=bins, density=True, alpha=0.5, label=label)
-        ax.set(xlabel="attention weight α_ij", ylabel="density over (edge, head) pairs", yscale="log",
-               title="learned attention weights vs uniform attention")  # fmt: skip
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    print(f"figure written to {save(fig, path)}")
 
 
 if __name__ == "__main__":

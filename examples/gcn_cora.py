@@ -14,22 +14,20 @@ see tinyzoo/models/gcn.py) it was made on validation accuracy; the test nodes on
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 from tinyzoo.models.gcn import GCN, PAPER_TRAINING
-from tinyzoo.models.graph_common import TrainingConfig, TwoLayerGNN, report, run_seeds
-from tinyzoo.train import MetricsLog, check_device, example_parser, run_main
+from tinyzoo.models.graph_common import TwoLayerGNN
+from tinyzoo.train import MetricsLog, TrainingConfig, check_device, example_parser, run_main
+from tinyzoo.train.tasks.cora import plot_run, report, run_seeds
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the GCN recipe's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs)
+    parser = example_parser(__doc__.splitlines()[0], epochs=PAPER_TRAINING.epochs, lr=PAPER_TRAINING.lr)
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (and splits), from --seed on")
     parser.add_argument("--hidden", type=int, default=16)
     parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--lr", type=float, default=PAPER_TRAINING.lr)
     parser.add_argument("--weight-decay", type=float, default=PAPER_TRAINING.weight_decay)
     parser.add_argument("--patience", type=int, default=PAPER_TRAINING.patience,
                         help="stop after this many epochs without a lower validation loss")  # fmt: skip
@@ -56,16 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report("GCN", results))
     if args.plot:
         title = f"GCN on Cora, seed {results[-1].seed}: test accuracy {results[-1].test_accuracy:.1%}"
-        gat_example().plot_run(args.plot, model, task, title)
+        plot_run(args.plot, model, task, title)
     return 0
-
-
-def gat_example():
-    """examples/gat_cora.py as a module: its figure code draws the embeddings of any of the graph models."""
-    spec = importlib.util.spec_from_file_location("gat_cora", Path(__file__).with_name("gat_cora.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 if __name__ == "__main__":

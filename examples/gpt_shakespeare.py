@@ -80,46 +80,34 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the character-LM helpers of examples/char_lm.py
-
-import char_lm
 
 import tinyzoo as tz
 from tinyzoo import nn, optim
 from tinyzoo.models.char_rnn import char_rnn, fixed_windows, loss_nats, random_windows, sample
 from tinyzoo.models.gpt import GPT, generate, lm_loss
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
+from tinyzoo.train.tasks import char_lm
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The example's flags: the shared ones, the GPT's sizes, the batching, the comparison and sampling."""
-    parser = example_parser(__doc__.splitlines()[0], steps=2400)
+    parser = example_parser(__doc__.splitlines()[0], steps=2400, lr=6e-3, batch_size=16, grad_clip=1.0)
     parser.add_argument("--d-model", type=int, default=96, help="GPT width d (also the LSTM's embedding size)")
     parser.add_argument("--layers", type=int, default=2, help="GPT Transformer blocks")
     parser.add_argument("--heads", type=int, default=4, help="attention heads per block")
     parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument("--seq-len", type=int, default=128, help="characters per window (the GPT's context)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=6e-3, help="GPT's peak Adam learning rate")
     parser.add_argument("--lstm-lr", type=float, default=6e-3, help="the LSTM's peak Adam learning rate")
     parser.add_argument("--warmup", type=int, default=50, help="linear warmup steps, then cosine decay to lr/10")
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="AdamW's decoupled decay of both models' weight matrices (not biases, gains)")  # fmt: skip
     parser.add_argument("--beta2", type=float, default=0.999, help="both models' Adam β₂")
-    parser.add_argument("--grad-clip", type=float, default=1.0, help="max global gradient norm")
     parser.add_argument("--compare-lstm", action=argparse.BooleanOptionalAction, default=True,
                         help="also train a parameter-matched LSTM on the same batches")  # fmt: skip
-    parser.add_argument("--eval-every", type=int, default=100, help="steps between validation scores")
     parser.add_argument("--log-every", type=int, default=20, help="steps between training-bpc records")
-    parser.add_argument("--eval-windows", type=int, default=512, help="held-out validation windows")
-    parser.add_argument("--sample-length", type=int, default=300, help="characters to generate at the end")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=10, help="GPT samples from the k most likely characters")
-    parser.add_argument("--prompt", default="ROMEO:\n", help="text the samples start from")
+    char_lm.add_corpus_flags(parser, seq_len=128, eval_windows=512)
     return parser.parse_args(argv)
 
 
@@ -130,7 +118,7 @@ class Learner:
                  optimizer: optim.Optimizer, scheduler: optim.WarmupCosine) -> None:  # fmt: skip
         self.name, self.model, self.loss, self.optimizer, self.scheduler = name, model, loss, optimizer, scheduler
         self.log = MetricsLog()
-        self.train_bpc: float | None = None  # moving average over the training steps
+        self.train_bpc = None  # moving average over the training steps (a float64 scalar on the device)
         self.val_bpc: float | None = None  # at the latest evaluation
 
     def step(self, x: tz.Tensor, y: tz.Tensor, grad_clip: float) -> None:
@@ -141,7 +129,7 @@ class Learner:
         optim.clip_grad_norm_(self.model.parameters(), grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        bpc = loss.item() / math.log(2)
+        bpc = loss.data.astype("float64") / math.log(2)
         self.train_bpc = bpc if self.train_bpc is None else 0.98 * self.train_bpc + 0.02 * bpc
 
     def bits_per_char(self, x: np.ndarray, y: np.ndarray, device: str, batch_size: int = 64) -> float:
@@ -207,35 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     corpus = tz.data.load_tiny_shakespeare()
     learners = build_learners(len(corpus.vocab), args, device)
     gpt = learners[0]
-    start_step, data_rng = 0, np.random.default_rng(args.seed)
-    if args.resume:
-        start_step = load_training(args.resume, gpt.model, gpt.optimizer, **checkpoint_extras(learners))
-        data_rng = np.random.default_rng([args.seed, start_step])
-    gpt.log = MetricsLog(args.log)
+    training = TrainingRun(args, gpt.model, gpt.optimizer, total=args.steps, desc="train",
+                           **checkpoint_extras(learners))  # fmt: skip
+    data_rng = training.data_rng()
+    gpt.log = training.metrics_log
     val_x, val_y = fixed_windows(corpus.val, args.eval_windows, args.seq_len)
     for learner in learners:
         print(f"{learner.name}: {learner.model.num_parameters():,} parameters")
 
     start = time.perf_counter()
-    with ProgressBar(args.steps - start_step, "train") as bar:
-        for step in range(start_step + 1, args.steps + 1):
+    with training:
+        for step in training.steps():
             batch = random_windows(corpus.train, args.batch_size, args.seq_len, data_rng)
             x, y = (tz.tensor(a, device=device) for a in batch)  # the same batch for every model
             evaluate = step % args.eval_every == 0 or step == args.steps
-            metrics = {}
+            with training.trace(step):
+                for learner in learners:
+                    learner.step(x, y, args.grad_clip)
             for learner in learners:
-                learner.step(x, y, args.grad_clip)
-                record = {"train_bpc": learner.train_bpc}
-                if evaluate:
-                    learner.val_bpc = record["val_bpc"] = learner.bits_per_char(val_x, val_y, device)
-                if evaluate or step % args.log_every == 0:
+                if evaluate or step % args.log_every == 0:  # the moving average is read to the host here only
+                    record = {"train_bpc": float(learner.train_bpc)}
+                    if evaluate:
+                        learner.val_bpc = record["val_bpc"] = learner.bits_per_char(val_x, val_y, device)
                     learner.log.log(step, **record)
-                metrics.update({f"{learner.name}_{k.split('_')[0]}": v for k, v in record.items()})
-            bar.update(**metrics)
+                    training.bar.metrics.update({f"{learner.name}_{k.split('_')[0]}": v for k, v in record.items()})
     seconds = time.perf_counter() - start
 
-    if args.save:
-        save_training(args.save, gpt.model, gpt.optimizer, step=args.steps, **checkpoint_extras(learners))
+    training.save()
     report(learners, corpus, args, device, seconds, val_x, val_y)
     if args.plot:
         plot_learners(learners, args.plot)
@@ -264,20 +250,8 @@ def report(learners: list[Learner], corpus, args, device: str, seconds: float, v
 
 def plot_learners(learners: list[Learner], path: str) -> None:
     """Training bpc (moving average) and validation bpc of every model, in two panels."""
-    from tinyzoo import plot
-
-    def label(learner: Learner) -> str:
-        return f"{learner.name}, {learner.model.num_parameters() / 1e3:.0f}k params"
-
-    plot.panels(
-        {
-            "training bits per char (moving avg)": {label(lr): lr.log.series("train_bpc") for lr in learners},
-            "validation bits per char": {label(lr): lr.log.series("val_bpc") for lr in learners},
-        },
-        path,
-        xlabel="training step",
-    )
-    print(f"figure written to {path}")
+    logs = {f"{learner.name}, {learner.model.num_parameters() / 1e3:.0f}k params": learner.log for learner in learners}
+    char_lm.plot_bpc(logs, path, xlabel="training step")
 
 
 if __name__ == "__main__":

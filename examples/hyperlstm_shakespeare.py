@@ -9,25 +9,20 @@ HyperLSTM (hidden --hidden, hyper-LSTM --hyper-size, embeddings --n-z) has more 
 of the same width, so the LSTM's hidden size is chosen to give a matching parameter count unless
 --lstm-hidden is set. `--model rhn` puts a Recurrent Highway Network (recurrence depth --depth) in the
 HyperLSTM's place. Prints both models' validation bits per character and a sample of text from each;
---plot draws both learning curves. The flags of examples/char_lm.py apply (--seq-len, --lr, ...).
+--plot draws both learning curves. The flags of tinyzoo/train/tasks/char_lm.py apply (--seq-len, --lr, ...).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared trainer, examples/char_lm.py
-
-import char_lm
-
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import check_device, run_main
+from tinyzoo.train.tasks import char_lm
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags: the shared ones, the character-LM ones, the challenger and the LSTM's size."""
-    parser = example_parser(__doc__.splitlines()[0], steps=1000)
-    char_lm.add_flags(parser, hidden=128)
+    parser = char_lm.example_parser(__doc__.splitlines()[0], steps=1000, hidden=128)
     parser.add_argument("--model", choices=("hyperlstm", "rhn"), default="hyperlstm", help="the challenger")
     parser.add_argument("--lstm-hidden", type=int, default=None,
                         help="the LSTM's hidden size (default: match the challenger's parameter count)")  # fmt: skip

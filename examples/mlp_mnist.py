@@ -13,31 +13,26 @@ two CPU cores. Along the way:
   test accuracy after every epoch;
 - `--save PATH` writes a checkpoint at the end, `--resume PATH` continues from one: training
   `--epochs 3 --save ck.npz`, then `--epochs 10 --resume ck.npz`, gives bit-identical losses to one
-  `--epochs 10` run (dropout masks and batch order included; see examples/mnist_classifiers.py);
+  `--epochs 10` run (dropout masks and batch order included; see tinyzoo/train/tasks/image_classifiers.py);
 - `--plot PATH` draws the learning curves (training loss; training and test accuracy).
 
-The other flags of examples/mnist_classifiers.py apply (--batch-size, --lr, --train-size, ...;
+The other flags of tinyzoo/train/tasks/image_classifiers.py apply (--batch-size, --lr, --train-size, ...;
 `--data cifar10 --data-path DIR` trains on 3072-pixel CIFAR-10 images instead).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared trainer, examples/mnist_classifiers.py
-
-import mnist_classifiers
-
-import tinyzoo as tz
 from tinyzoo.models.mlp import MLP
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
+from tinyzoo.train.tasks import image_classifiers
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags: the shared ones, the classifier ones and the MLP's sizes."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=10)
-    mnist_classifiers.add_flags(parser, lr_decay=0.8)
+    parser = example_parser(__doc__.splitlines()[0], epochs=10, lr=1e-3, batch_size=128)
+    image_classifiers.add_flags(parser, lr_decay=0.8)
     parser.add_argument("--hidden", default="512,256", help="hidden layer sizes, comma-separated")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout probability after each hidden layer")
     return parser.parse_args(argv)
@@ -46,13 +41,11 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train the MLP and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = mnist_classifiers.load_images(args)
+    device, images = image_classifiers.prepare(args)
     channels, height, width = images.shape
     hidden = [int(n) for n in args.hidden.split(",") if n]
     model = MLP([channels * height * width, *hidden, 10], dropout=args.dropout)
-    mnist_classifiers.run("mlp", model, images, args, device)
+    image_classifiers.run("mlp", model, images, args, device)
     return 0
 
 

@@ -18,26 +18,21 @@ sequence. On a machine shared with other jobs, OPENBLAS_NUM_THREADS=1 is much fa
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 
 import numpy as np
 
 import tinyzoo as tz
 from tinyzoo import optim
 from tinyzoo.models.pointer_net import PointerNet, pointer_loss, sequence_accuracy, sort_batch
-from tinyzoo.study.trace import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the pointer network's)."""
-    parser = example_parser(__doc__.splitlines()[0], steps=2000)
+    parser = example_parser(__doc__.splitlines()[0], steps=2000, lr=2e-3, batch_size=128, grad_clip=1.0)
     parser.add_argument("--n", type=int, default=10, help="how many numbers to sort")
     parser.add_argument("--embed", type=int, default=64, help="size of the element embedding x̃")
     parser.add_argument("--hidden", type=int, default=128, help="LSTM and attention size H")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay to 2 %% of it)")
-    parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--val-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=10_000)
@@ -58,38 +53,33 @@ def main(argv: list[str] | None = None) -> int:
     model = PointerNet(input_size=1, embed_size=args.embed, hidden_size=args.hidden).to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=0.02 * args.lr)
-    start_step = load_training(args.resume, model, optimizer, scheduler=scheduler) if args.resume else 0
-    data_rng = np.random.default_rng([args.seed, start_step])
+    training = TrainingRun(args, model, optimizer, total=args.steps, desc=f"pointer sort n={args.n}",
+                           scheduler=scheduler)  # fmt: skip
+    data_rng = np.random.default_rng([args.seed, training.start])  # (seeded by the step from the start)
     x_val, p_val = sort_batch(args.val_size, args.n, np.random.default_rng([args.seed, 1, 0]))
-    log = MetricsLog(args.log)
 
-    with ProgressBar(args.steps - start_step, f"pointer sort n={args.n}") as bar:
-        for step in range(start_step + 1, args.steps + 1):
+    with training:
+        for step in training.steps():
             x, pointers = sort_batch(args.batch_size, args.n, data_rng)
-            with trace() if args.trace and step == start_step + 1 else nullcontext() as profile:
+            with training.trace(step):
                 logits, _ = model(tz.tensor(x, device=device), pointers)  # teacher forcing
                 loss = pointer_loss(logits, pointers)
                 optimizer.zero_grad()
                 loss.backward()
-            if profile is not None:
-                print(profile.table())
             optim.clip_grad_norm_(model.parameters(), args.grad_clip)
             optimizer.step()
             scheduler.step()
-            metrics = {"loss": loss.item()}
-            if step % args.eval_every == 0 or step == args.steps:
-                metrics["val_acc"] = accuracy(model, x_val, p_val, device)[0]
-            log.log(step, **metrics)
-            bar.update(1, **metrics)
+            training.accumulate(loss=loss)
+            evaluate = step % args.eval_every == 0 or step == args.steps
+            training.log(step, **({"val_acc": accuracy(model, x_val, p_val, device)[0]} if evaluate else {}))
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=args.steps, scheduler=scheduler)
+    training.save()
     x_test, p_test = sort_batch(args.test_size, args.n, np.random.default_rng([args.seed, 2, 0]))
     exact, per_position = accuracy(model, x_test, p_test, device)
     print(f"exact-sequence accuracy {exact:.2%} on {args.test_size} fresh sequences of n={args.n} "
           f"(greedy decoding); per-position accuracy {per_position:.2%}")  # fmt: skip
     if args.plot:
-        plot_run(model, log, x_test[0], device, args)
+        plot_run(model, training.metrics_log, x_test[0], device, args)
     return 0
 
 

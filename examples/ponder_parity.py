@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         data_rng = np.random.default_rng([args.seed, start_step])
     log = MetricsLog(args.log)
 
-    with ProgressBar(args.steps - start_step, "ponder") as bar:
+    with ProgressBar(args.steps, "ponder", initial=start_step) as bar:
         for step in range(start_step + 1, args.steps + 1):
             x, y = parity_batch(args.batch_size, args.n_elems, data_rng)
             with trace_step(args.trace and step == start_step + 1):
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                     metrics = {"loss": loss.item(), "kl": loss_reg.item(), "acc": accuracy,
                                "E_steps": expected_steps(out).item()}  # fmt: skip
                 log.log(step, **metrics)
-                bar.update(50 if step % 50 == 0 else step % 50, **metrics)
+                bar.update(step - bar.count, **metrics)  # the steps since the last update (or the resumed step)
 
     if args.save:
         save_training(args.save, model, optimizer, step=args.steps)

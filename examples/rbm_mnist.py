@@ -17,7 +17,6 @@ to a few blank or blotchy images. With --persistent (PCD) the chains stay on dig
 from __future__ import annotations
 
 import sys
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import tinyzoo as tz
 from tinyzoo import nn
 from tinyzoo.data import DataLoader, TensorDataset, load_mnist
 from tinyzoo.models.rbm import DBN, bernoulli, cd_optimizer, cd_step
-from tinyzoo.study.trace import trace
 from tinyzoo.train import (
     MetricsLog,
     ProgressBar,
@@ -39,19 +37,18 @@ from tinyzoo.train import (
     predict,
     run_main,
     save_training,
+    trace_step,
 )
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the DBN's)."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=5)
+    parser = example_parser(__doc__.splitlines()[0], epochs=5, lr=0.05, batch_size=100)
     parser.add_argument("--sizes", type=int, nargs="+", default=[784, 500, 500], help="layer sizes, pixels first")
     parser.add_argument("--k", type=int, default=1, help="Gibbs steps per CD update (CD-k)")
     parser.add_argument("--persistent", action="store_true", help="persistent CD: keep the fantasy chains alive")
-    parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.5)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--classifier-epochs", type=int, default=10, help="epochs of the logistic regression")
     parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--monitor-size", type=int, default=2000, help="test images the reconstruction error uses")
@@ -79,10 +76,8 @@ def train_layer(dbn: DBN, layer: int, inputs: np.ndarray, monitor: np.ndarray, a
         for epoch in range(1, args.epochs + 1):
             for batch, (v,) in enumerate(loader):
                 tracing = args.trace and epoch == 1 and batch == 0  # profile the layer's first update
-                with trace() if tracing else nullcontext() as profile:
+                with trace_step(tracing):
                     end = cd_step(rbm, optimizer, tz.tensor(v, device=device), args.k, chain)
-                if profile is not None:
-                    print(profile.table())
                 chain = end if args.persistent else None
                 bar.update(1, epoch=epoch, recon=error)
             with tz.no_grad():

@@ -10,31 +10,26 @@ digits zero-padded to 32×32, one channel. A CPU does only a few images a second
 default run stops after --max-minutes 10 of training and reports the accuracy reached on the first
 --test-size 1000 test images. Before testing, BatchNorm's running statistics are re-estimated on 10
 training batches (--precise-bn 10): after a hundred-odd Adam steps the moving averages lag behind the
-fast-changing weights and cost several points of test accuracy (see examples/mnist_classifiers.py).
+fast-changing weights and cost several points of test accuracy (see tinyzoo/train/tasks/image_classifiers.py).
 `--width 16` is the same 18-layer network at a quarter of the width
 (16× fewer multiply-adds); `--stem imagenet` uses the 7×7/2 conv and 3×3/2 max-pool stem.
 `--data cifar10 --data-path DIR` trains on CIFAR-10 batches you downloaded (`--max-minutes 0` for no
-budget). The flags of examples/mnist_classifiers.py apply (--log, --save, --resume, --plot, ...).
+budget). The flags of tinyzoo/train/tasks/image_classifiers.py apply (--log, --save, --resume, --plot, ...).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared trainer, examples/mnist_classifiers.py
-
-import mnist_classifiers
-
-import tinyzoo as tz
 from tinyzoo.models.resnet import STEMS, resnet18
-from tinyzoo.train import check_device, example_parser, run_main
+from tinyzoo.train import example_parser, run_main
+from tinyzoo.train.tasks import image_classifiers
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags: the shared ones, the classifier ones (with a time budget) and the ResNet's."""
-    parser = example_parser(__doc__.splitlines()[0], epochs=1)
-    mnist_classifiers.add_flags(parser, batch_size=32, test_size=1000, max_minutes=10, precise_bn=10)
+    parser = example_parser(__doc__.splitlines()[0], epochs=1, lr=1e-3, batch_size=32)
+    image_classifiers.add_flags(parser, test_size=1000, max_minutes=10, precise_bn=10)
     parser.add_argument("--width", type=int, default=64, help="channels of the first stage (64 is ResNet-18)")
     parser.add_argument("--stem", choices=STEMS, default="cifar", help="cifar: 3×3 conv; imagenet: 7×7/2 + max-pool")
     return parser.parse_args(argv)
@@ -43,11 +38,9 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train ResNet-18 within the budget and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
-    tz.manual_seed(args.seed)
-    images = mnist_classifiers.load_images(args, pad_to=32)
+    device, images = image_classifiers.prepare(args, pad_to=32)
     model = resnet18(num_classes=10, in_channels=images.shape[0], stem=args.stem, width=args.width)
-    mnist_classifiers.run("resnet18", model, images, args, device)
+    image_classifiers.run("resnet18", model, images, args, device)
     return 0
 
 

@@ -13,7 +13,6 @@ draws an anti-diagonal: output t reads input n + 1 − t).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import numpy as np
@@ -21,13 +20,12 @@ import numpy as np
 import tinyzoo as tz
 from tinyzoo import optim
 from tinyzoo.models.transformer import BOS, EOS, PAD, Transformer, exact_match, seq2seq_batch, sequence_loss
-from tinyzoo.study import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the task's and the model's)."""
-    parser = example_parser(__doc__.splitlines()[0], steps=1200)
+    parser = example_parser(__doc__.splitlines()[0], steps=1200, lr=2e-3, batch_size=64)
     parser.add_argument("--task", choices=("reverse", "sort"), default="reverse")
     parser.add_argument("--max-len", type=int, default=20, help="longest string")
     parser.add_argument("--alphabet", type=int, default=10, help="number of symbols")
@@ -38,8 +36,6 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--dropout", type=float, default=0.0, help="fresh data every step: no need to regularise")
     parser.add_argument("--post-norm", action="store_true", help="the paper's post-norm blocks (default pre-norm)")
     parser.add_argument("--position", choices=("sinusoidal", "t5"), default="sinusoidal")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=200, help="linear warm-up steps before cosine decay")
     parser.add_argument("--beam-width", type=int, default=4)
     parser.add_argument("--length-penalty", type=float, default=0.6, help="α of GNMT's ((5 + n) / 6)^α")
@@ -60,15 +56,15 @@ def evaluate(model: Transformer, args, rng: np.random.Generator) -> dict[str, ob
 
 
 def train_step(model: Transformer, optimizer: optim.Optimizer, src: np.ndarray, tgt_in: np.ndarray,
-               tgt_out: np.ndarray) -> tuple[float, np.ndarray]:  # fmt: skip
-    """One teacher-forced step (gradients clipped to norm 1): returns the loss and the predicted ids [B, T]."""
+               tgt_out: np.ndarray) -> tuple[tz.Tensor, tz.Tensor]:  # fmt: skip
+    """One teacher-forced step (gradients clipped to norm 1): returns the loss and the logits [B, T, V]."""
     logits = model(src, tgt_in)  # [B, T, V]
-    loss = sequence_loss(logits, tgt_out)
+    loss = sequence_loss(logits, tgt_out, PAD)
     optimizer.zero_grad()
     loss.backward()
     optim.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return loss.item(), logits.argmax(axis=-1).numpy()
+    return loss, logits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,44 +72,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = check_device(args.device)
     tz.manual_seed(args.seed)
-    data_rng = np.random.default_rng(args.seed)
     vocab = 3 + args.alphabet  # PAD, BOS, EOS, then the symbols
     model = Transformer(vocab, vocab, args.d_model, args.heads, args.layers, args.layers, args.d_ff, args.dropout,
-                        norm_first=not args.post_norm, position=args.position).to(device)  # fmt: skip
+                        norm_first=not args.post_norm, position=args.position,
+                        pad_id=PAD, bos_id=BOS, eos_id=EOS).to(device)  # fmt: skip
     optimizer = optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.98))
     scheduler = optim.WarmupCosine(optimizer, min(args.warmup, args.steps - 1), args.steps, min_lr=args.lr / 50)
-    start_step = 0
-    if args.resume:
-        start_step = load_training(args.resume, model, optimizer, scheduler=scheduler)
-        data_rng = np.random.default_rng([args.seed, start_step])
-    log = MetricsLog(args.log)
+    training = TrainingRun(args, model, optimizer, total=args.steps, desc=args.task, log_every=25, scheduler=scheduler)
+    data_rng = training.data_rng()
 
-    with ProgressBar(args.steps - start_step, args.task) as bar:
-        last_update = start_step
-        for step in range(start_step + 1, args.steps + 1):
+    with training:
+        for step in training.steps():
             src, tgt_in, tgt_out = seq2seq_batch(args.task, args.batch_size, args.max_len, args.alphabet, data_rng)
-            with trace() if args.trace and step == start_step + 1 else contextlib.nullcontext() as profile:
-                loss, predicted = train_step(model, optimizer, src, tgt_in, tgt_out)
-            if profile is not None:
-                print(profile.table())
+            with training.trace(step):
+                loss, logits = train_step(model, optimizer, src, tgt_in, tgt_out)
             scheduler.step()
-            if step % 25 == 0 or step == args.steps:
+            if training.log_due(step):  # the metrics of this step
                 real = tgt_out != PAD
-                correct = (predicted == tgt_out) | ~real
-                metrics = {"loss": loss, "tok_acc": float(correct[real].mean()),
-                           "seq_acc": float(correct.all(axis=1).mean())}  # fmt: skip
-                log.log(step, **metrics)
-                bar.update(step - last_update, **metrics)
-                last_update = step
+                correct = (logits.argmax(axis=-1).numpy() == tgt_out) | ~real
+                training.log(step, loss=loss.item(), tok_acc=float(correct[real].mean()),
+                             seq_acc=float(correct.all(axis=1).mean()))  # fmt: skip
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=args.steps, scheduler=scheduler)
+    training.save()
     result = evaluate(model, args, np.random.default_rng(args.seed + 1))
     beam = f"beam (k={args.beam_width}, α={args.length_penalty})"
     print(f"exact-sequence accuracy on {args.test_size} fresh strings ({args.task}, length 1-{args.max_len}): "
           f"greedy {result['greedy']:.2%}, {beam} {result['beam']:.2%}")  # fmt: skip
     if args.plot:
-        plot_run(model, log, result, args)
+        plot_run(model, training.metrics_log, result, args)
     return 0
 
 

@@ -15,7 +15,6 @@ against how many tokens were visible.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import numpy as np
@@ -32,13 +31,12 @@ from tinyzoo.models.xlnet import (
     sequence_batch,
     xlnet_loss,
 )
-from tinyzoo.study import trace
-from tinyzoo.train import MetricsLog, ProgressBar, check_device, example_parser, load_training, run_main, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
 
 
 def parse_args(argv: list[str] | None):
     """The example's flags (the shared ones plus the task's and the model's)."""
-    parser = example_parser(__doc__.splitlines()[0], steps=800)
+    parser = example_parser(__doc__.splitlines()[0], steps=800, lr=2e-3, batch_size=64)
     parser.add_argument("--task", choices=TASKS, default="palindrome")
     parser.add_argument("--length", type=int, default=12, help="tokens per sequence")
     parser.add_argument("--vocab", type=int, default=10, help="number of tokens (the modulus of progressions)")
@@ -47,8 +45,6 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--d-ff", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps before cosine decay")
     parser.add_argument("--test-size", type=int, default=2000)
     return parser.parse_args(argv)
@@ -88,15 +84,15 @@ def evaluate(model: XLNet, args, rng: np.random.Generator) -> dict[str, object]:
 
 
 def train_step(model: XLNet, optimizer: optim.Optimizer, tokens: np.ndarray, order: np.ndarray,
-               targets: np.ndarray) -> tuple[float, np.ndarray]:  # fmt: skip
-    """One step on the predicted tokens (gradients clipped to norm 1): returns the loss and the predicted ids."""
+               targets: np.ndarray) -> tuple[tz.Tensor, tz.Tensor]:  # fmt: skip
+    """One step on the predicted tokens (gradients clipped to norm 1): returns the loss and the logits [B, T, V]."""
     logits = model(tokens, order)  # [B, T, V]
     loss = xlnet_loss(logits, tokens, targets)
     optimizer.zero_grad()
     loss.backward()
     optim.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return loss.item(), logits.argmax(axis=-1).numpy()
+    return loss, logits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,35 +100,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = check_device(args.device)
     tz.manual_seed(args.seed)
-    data_rng = np.random.default_rng(args.seed)
     model = XLNet(args.vocab, args.d_model, args.heads, args.layers, args.d_ff).to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.98))
     scheduler = optim.WarmupCosine(optimizer, min(args.warmup, args.steps - 1), args.steps, min_lr=args.lr / 50)
-    start_step = 0
-    if args.resume:
-        start_step = load_training(args.resume, model, optimizer, scheduler=scheduler)
-        data_rng = np.random.default_rng([args.seed, start_step])
-    log = MetricsLog(args.log)
+    training = TrainingRun(args, model, optimizer, total=args.steps, desc=f"xlnet {args.task}", log_every=25,
+                           scheduler=scheduler)  # fmt: skip
+    data_rng = training.data_rng()
 
-    with ProgressBar(args.steps - start_step, f"xlnet {args.task}") as bar:
-        last_update = start_step
-        for step in range(start_step + 1, args.steps + 1):
+    with training:
+        for step in training.steps():
             tokens = sequence_batch(args.task, args.batch_size, args.length, args.vocab, data_rng)
             order = sample_orders(args.batch_size, args.length, data_rng)
             targets = prediction_targets(order, args.K)
-            with trace() if args.trace and step == start_step + 1 else contextlib.nullcontext() as profile:
-                loss, predicted = train_step(model, optimizer, tokens, order, targets)
-            if profile is not None:
-                print(profile.table())
+            with training.trace(step):
+                loss, logits = train_step(model, optimizer, tokens, order, targets)
             scheduler.step()
-            if step % 25 == 0 or step == args.steps:
-                accuracy = float((predicted == tokens)[targets].mean())
-                log.log(step, loss=loss, acc=accuracy)
-                bar.update(step - last_update, loss=loss, acc=accuracy)
-                last_update = step
+            if training.log_due(step):  # the metrics of this step
+                accuracy = float((logits.argmax(axis=-1).numpy() == tokens)[targets].mean())
+                training.log(step, loss=loss.item(), acc=accuracy)
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=args.steps, scheduler=scheduler)
+    training.save()
     result = evaluate(model, args, np.random.default_rng(args.seed + 1))
     base_accuracy, base_entropy = unigram_baseline(args, np.random.default_rng(args.seed + 2))
     print(f"test accuracy on the predicted tokens ({args.task}, last {args.length / args.K:.3g} of each order): "
@@ -142,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['best']:.2%}")  # fmt: skip
     print(f"test cross-entropy {result['loss']:.3f} nats/token  vs unigram entropy {base_entropy:.3f} nats/token")
     if args.plot:
-        plot_run(log, result, base_accuracy, args)
+        plot_run(training.metrics_log, result, base_accuracy, args)
     return 0
 
 

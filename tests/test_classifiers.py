@@ -24,7 +24,9 @@ from tinyzoo.models.cnn import SimpleCNN, pooled_size
 from tinyzoo.models.mlp import MLP
 from tinyzoo.models.resnet import BasicBlock, ResNet, resnet18
 from tinyzoo.nn import functional as F
+from tinyzoo.testing import training_losses
 from tinyzoo.train import run_main
+from tinyzoo.train.tasks import image_classifiers
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -56,35 +58,28 @@ def fake_mnist() -> MNIST:
 def train_losses(model: tz.nn.Module, x: np.ndarray, y: np.ndarray, steps: int, lr: float = 1e-2) -> list[float]:
     """Full-batch Adam on the cross entropy; the loss at every step."""
     optimizer = optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        loss = F.cross_entropy(model(tz.tensor(x)), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return training_losses(lambda _: F.cross_entropy(model(tz.tensor(x)), y), optimizer, steps)
 
 
-def gradcheck_model(model: tz.nn.Module, x: np.ndarray) -> bool:
-    """Gradcheck a float64 copy of the model with respect to its input and every parameter."""
+def gradcheck_model(model: tz.nn.Module, x: np.ndarray) -> None:
+    """Gradcheck a float64 copy of the model with respect to its input and every parameter (raises on a mismatch)."""
     model.double()
     params = list(model.parameters())
     inputs = [tz.tensor(x.astype(np.float64), requires_grad=True), *params]
-    return tz.gradcheck(lambda x, *_: model(x), inputs)
+    tz.gradcheck(lambda x, *_: model(x), inputs)
 
 
 # ----------------------------------------------------------------------------------------- gradcheck
 def test_mlp_gradcheck() -> None:
     tz.manual_seed(0)
     model = MLP([6, 5, 4, 3], dropout=0.5).eval()  # dropout would draw a new mask per call
-    assert gradcheck_model(model, np.random.default_rng(0).normal(size=(3, 6)))
+    gradcheck_model(model, np.random.default_rng(0).normal(size=(3, 6)))
 
 
 def test_cnn_gradcheck_on_8x8() -> None:
     tz.manual_seed(0)
     model = SimpleCNN(1, 3, channels=(2, 3), kernel_size=3, padding=1, hidden=4, image_size=8)
-    assert gradcheck_model(model, np.random.default_rng(1).normal(size=(2, 1, 8, 8)))
+    gradcheck_model(model, np.random.default_rng(1).normal(size=(2, 1, 8, 8)))
 
 
 @pytest.mark.parametrize("stem", ["cifar", "imagenet"])
@@ -93,7 +88,7 @@ def test_resnet_gradcheck_tiny(stem: str) -> None:
     tz.manual_seed(0)
     model = ResNet((1, 1), num_classes=3, in_channels=1, stem=stem, width=2)
     assert isinstance(model.stages[1][0].shortcut, tz.nn.Sequential)  # 2 → 4 channels, stride 2: projected
-    assert gradcheck_model(model, np.random.default_rng(2).normal(size=(3, 1, 8, 8)))
+    gradcheck_model(model, np.random.default_rng(2).normal(size=(3, 1, 8, 8)))
 
 
 # -------------------------------------------------------------------------------------------- shapes
@@ -191,9 +186,9 @@ def test_short_training_lowers_the_loss() -> None:
         assert losses[-1] < 0.7 * losses[0], (type(model).__name__, losses)
 
 
-def test_precise_batch_norm_uses_the_batch_statistics(load_example) -> None:
+def test_precise_batch_norm_uses_the_batch_statistics() -> None:
     """Re-estimated on one batch, BatchNorm's running statistics are that batch's: eval output = train output."""
-    trainer = load_example("mnist_classifiers")
+    trainer = image_classifiers
     tz.manual_seed(0)
     model = ResNet((1, 1), num_classes=3, in_channels=1, stem="cifar", width=4)
     x = np.random.default_rng(4).normal(1.0, 2.0, size=(16, 1, 8, 8)).astype(np.float32)
@@ -227,7 +222,7 @@ def example(load_example, monkeypatch):
 
     def load(name: str):
         module = load_example(name)
-        monkeypatch.setattr(module.mnist_classifiers, "load_mnist", fake_mnist)
+        monkeypatch.setattr(image_classifiers, "load_mnist", fake_mnist)
         return module
 
     return load
@@ -291,10 +286,3 @@ def test_resnet_example_runs(example, capsys) -> None:
                         "--max-minutes", "0"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "MNIST padded to 32×32" in out and "test accuracy" in out
-
-
-def test_gpu_without_gpu_exits_2(example, capsys) -> None:
-    if tz.gpu_available():
-        pytest.skip("a GPU is present, so --device gpu is valid here")
-    assert run_main(example("mlp_mnist").main, ["--device", "gpu"]) == 2
-    assert "error:" in capsys.readouterr().err

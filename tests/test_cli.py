@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from tinyzoo import zoo
 from tinyzoo.__main__ import main
 
 
@@ -17,6 +20,15 @@ def test_explain_prints_tree_parameters_and_flops(capsys):
     assert main(["explain", "ponder_net"]) == 0
     text = capsys.readouterr().out
     assert "GRUCell" in text and "14,338" in text and "FLOPs" in text
+
+
+@pytest.mark.parametrize("entry", zoo.CATALOGUE, ids=lambda e: e.name)
+def test_every_catalogue_model_can_be_explained(entry, capsys, monkeypatch):
+    model, sample = entry.load().demo()
+    monkeypatch.setattr(entry.load(), "demo", lambda: (model, sample))  # built once: explain uses this one
+    assert main(["explain", entry.name]) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert f"{model.num_parameters():,} parameters" in text and "FLOPs per forward" in text
 
 
 def test_run_example_and_unknown_names(capsys):

@@ -65,7 +65,6 @@ def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.mark.network
 def test_numpy_only_install_predicts_like_the_full_install(tmp_path):
-    pytest.importorskip("tinyzoo.models.gat")
     tz.manual_seed(0)
     rng = np.random.default_rng(0)
     src = np.array([0, 1, 2, 3, 4, 5, 1, 2, 0, 3, 4, 5])

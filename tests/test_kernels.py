@@ -95,14 +95,14 @@ def test_edge_softmax_numba_matches_reference(g: dict) -> None:
     scores = tz.tensor(g["scores"], requires_grad=True)
     kernel = edge_softmax(scores, g["dst"], g["num_nodes"], impl="numba")
     reference = edge_softmax(scores, g["dst"], g["num_nodes"], impl="reference")
-    assert kernel.grad_fn == "edge_softmax"
+    assert kernel.grad_fn == "edge_softmax" and reference.grad_fn != "edge_softmax"  # the two paths both ran
     np.testing.assert_allclose(kernel.numpy(), reference.numpy(), **TOL)
     if len(g["dst"]):  # each receiving node's weights sum to one
         sums = np.zeros((g["num_nodes"], kernel.shape[1]))
         np.add.at(sums, g["dst"], kernel.numpy())
         np.testing.assert_allclose(sums[np.unique(g["dst"])], 1.0, **TOL)
         np.testing.assert_allclose(grads(kernel, [scores])[0], grads(reference, [scores])[0], **TOL)
-        assert tz.gradcheck(lambda s: edge_softmax(s, g["dst"], g["num_nodes"], impl="numba"), [scores])
+        tz.gradcheck(lambda s: edge_softmax(s, g["dst"], g["num_nodes"], impl="numba"), [scores])
 
 
 @FAST
@@ -111,12 +111,13 @@ def test_edge_aggregate_numba_matches_reference(g: dict) -> None:
     scores = tz.tensor(g["scores"], requires_grad=True)
     h = tz.tensor(g["h"], requires_grad=True)
     kernel, reference = gat(scores, h, g, "numba"), gat(scores, h, g, "reference")
+    assert kernel.grad_fn == "edge_aggregate" and reference.grad_fn != "edge_aggregate"  # the two paths both ran
     assert kernel.shape == (g["num_nodes"], *g["h"].shape[1:])
     np.testing.assert_allclose(kernel.numpy(), reference.numpy(), **TOL)
     if len(g["dst"]):
         for got, want in zip(grads(kernel, [scores, h]), grads(reference, [scores, h])):
             np.testing.assert_allclose(got, want, **TOL)
-        assert tz.gradcheck(lambda s, x: gat(s, x, g, "numba"), [scores, h])
+        tz.gradcheck(lambda s, x: gat(s, x, g, "numba"), [scores, h])
 
 
 def dense_gat(scores: tz.Tensor, h: tz.Tensor, src: np.ndarray, dst: np.ndarray, num_nodes: int) -> tuple:
@@ -165,13 +166,13 @@ def test_float32_kernels_match_reference() -> None:
     h = tz.tensor(rng.standard_normal((n, 4, 8)).astype(np.float32), requires_grad=True)
     g = {"src": src, "dst": dst, "num_nodes": n}
     kernel, reference = gat(scores, h, g, "numba"), gat(scores, h, g, "reference")
-    assert kernel.dtype == np.float32
+    assert kernel.dtype == np.float32 and kernel.grad_fn == "edge_aggregate" != reference.grad_fn
     np.testing.assert_allclose(kernel.numpy(), reference.numpy(), rtol=1e-4, atol=1e-5)
     for got, want in zip(grads(kernel, [scores, h]), grads(reference, [scores, h])):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     u = tz.tensor(rng.standard_normal((3, 20, 5, 8)).astype(np.float32), requires_grad=True)
     v_kernel, v_reference = dynamic_routing(u, 3, impl="numba"), dynamic_routing(u, 3, impl="reference")
-    assert v_kernel.dtype == np.float32
+    assert v_kernel.dtype == np.float32 and v_kernel.grad_fn == "dynamic_routing" != v_reference.grad_fn
     np.testing.assert_allclose(v_kernel.numpy(), v_reference.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(grads(v_kernel, [u])[0], grads(v_reference, [u])[0], rtol=1e-3, atol=1e-4)
 
@@ -190,18 +191,18 @@ def test_routing_numba_matches_reference(
     u = tz.tensor(np.random.default_rng(seed).standard_normal((batch, n_in, n_out, dim)), requires_grad=True)
     kernel = dynamic_routing(u, iterations, impl="numba")
     reference = dynamic_routing(u, iterations, impl="reference")
-    assert kernel.grad_fn == "dynamic_routing" and kernel.shape == (batch, n_out, dim)
+    assert kernel.grad_fn == "dynamic_routing" != reference.grad_fn and kernel.shape == (batch, n_out, dim)
     np.testing.assert_allclose(kernel.numpy(), reference.numpy(), **TOL)
     np.testing.assert_allclose(grads(kernel, [u])[0], grads(reference, [u])[0], **TOL)
     if u.size <= 60:
-        assert tz.gradcheck(lambda x: dynamic_routing(x, iterations, impl="numba"), [u])
+        tz.gradcheck(lambda x: dynamic_routing(x, iterations, impl="numba"), [u])
 
 
 @pytest.mark.parametrize("iterations", [1, 2, 3])
 def test_routing_gradcheck(iterations: int) -> None:
     u = tz.tensor(np.random.default_rng(iterations).standard_normal((2, 4, 3, 5)), requires_grad=True)
-    assert tz.gradcheck(lambda x: dynamic_routing(x, iterations, impl="numba"), [u])
-    assert tz.gradcheck(lambda x: dynamic_routing(x, iterations, impl="reference"), [u])
+    tz.gradcheck(lambda x: dynamic_routing(x, iterations, impl="numba"), [u])
+    tz.gradcheck(lambda x: dynamic_routing(x, iterations, impl="reference"), [u])
 
 
 def test_routing_one_iteration_is_uniform_coupling() -> None:
@@ -220,7 +221,7 @@ def test_routing_of_zero_votes_is_zero_with_finite_gradient() -> None:
         assert np.all(v.numpy() == 0)
         (grad,) = grads(v, [u])
         assert np.all(np.isfinite(grad))
-        assert tz.gradcheck(lambda x, impl=impl: dynamic_routing(x, 3, impl=impl), [u])
+        tz.gradcheck(lambda x, impl=impl: dynamic_routing(x, 3, impl=impl), [u])
 
 
 def test_squash_matches_formula_and_is_safe_at_zero() -> None:
@@ -234,8 +235,8 @@ def test_squash_matches_formula_and_is_safe_at_zero() -> None:
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-15)
     (grad,) = tz.grad(out.sum(), [x])
     assert np.all(np.isfinite(grad.numpy())) and np.all(grad.numpy()[1] == 0)
-    assert tz.gradcheck(squash, [x])
-    assert tz.gradgradcheck(squash, [tz.tensor(s[[0, 2, 3]], requires_grad=True)])
+    tz.gradcheck(squash, [x])
+    tz.gradgradcheck(squash, [tz.tensor(s[[0, 2, 3]], requires_grad=True)])
     np.testing.assert_allclose(squash(tz.tensor(s.T), axis=0).numpy(), expected.T, rtol=1e-12, atol=1e-15)
 
 
@@ -255,6 +256,11 @@ def test_dispatch_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         edge_softmax(scores, dst, 2)
     with pytest.raises(tz.DeviceError, match="cuda kernel needs CuPy"):
         edge_softmax(scores, dst, 2, impl="cuda")
+    monkeypatch.setenv("TINYZOO_KERNELS", "auto")
+    half = tz.tensor(np.ones((3, 2), np.float16))
+    assert edge_softmax(half, dst, 2).grad_fn != "edge_softmax"  # auto: float16 takes the reference path
+    with pytest.raises(tz.DTypeError, match="impl='numba' runs on float32 or float64"):
+        edge_softmax(half, dst, 2, impl="numba")
 
 
 def test_kernels_are_once_differentiable_and_the_reference_twice() -> None:
@@ -267,8 +273,8 @@ def test_kernels_are_once_differentiable_and_the_reference_twice() -> None:
         tz.grad(gat(scores, h, g, "numba").sum(), [scores], create_graph=True)
     with pytest.raises(tz.GraphError, match="once-differentiable"):
         tz.grad(dynamic_routing(u, 2, impl="numba").sum(), [u], create_graph=True)
-    assert tz.gradgradcheck(lambda s, x: gat(s, x, g, "reference"), [scores, h])
-    assert tz.gradgradcheck(lambda x: dynamic_routing(x, 2, impl="reference"), [u])
+    tz.gradgradcheck(lambda s, x: gat(s, x, g, "reference"), [scores, h])
+    tz.gradgradcheck(lambda x: dynamic_routing(x, 2, impl="reference"), [u])
 
 
 def test_kernels_are_deterministic_across_runs_and_thread_counts() -> None:
@@ -426,6 +432,14 @@ def test_without_numba_the_reference_runs_with_one_warning() -> None:
         np.testing.assert_allclose(alpha.numpy(), [[1, 1], [0.5, 0.5], [0.5, 0.5]])
         numba_warnings = [w for w in caught if "Numba is not available" in str(w.message)]
         assert len(numba_warnings) == 1, [str(w.message) for w in caught]
+        for kernel in (lambda: edge_softmax(tz.ones(3, 2), np.array([0, 1, 1]), 2, impl="numba"),
+                       lambda: dynamic_routing(tz.ones(1, 2, 2, 2), 2, impl="numba")):
+            try:  # asked for by name, a missing backend is an error, never a silent fallback
+                kernel()
+            except tz.DeviceError as error:
+                assert "Numba is not installed" in str(error), error
+            else:
+                raise AssertionError("impl='numba' ran without Numba")
         print("ok")
     """)
     assert "ok" in done.stdout

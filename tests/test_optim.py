@@ -296,7 +296,8 @@ def test_load_state_dict_rejects_a_mismatch():
 
 
 def test_state_dicts_survive_tinyzoo_save(tmp_path):
-    checkpoint = pytest.importorskip("tinyzoo.checkpoint")
+    from tinyzoo import checkpoint
+
     params = make_params(initial_arrays(np.float32))
     opt = Adam(params, lr=0.05, amsgrad=True)
     plateau = ReduceLROnPlateau(opt, patience=0)

@@ -99,8 +99,11 @@ def test_bad_input_is_a_tinyzoo_error_naming_the_op(shapes, data):
     expect_error("index out of range", tz.IndexRangeError, "scatter_add", tz.scatter_add, x, 0, gather_index, src)
 
 
+NOT_NUMBERS = [np.array([1 + 2j]), np.array(["a"]), np.array([object()], dtype=object)]
+
+
 @pytest.mark.parametrize("op", UNARY)
-@pytest.mark.parametrize("data", [np.array([1 + 2j]), np.array(["a"]), np.array([object()], dtype=object)])
+@pytest.mark.parametrize("data", NOT_NUMBERS)
 def test_wrong_dtypes(op, data):
     expect_error("wrong dtype", tz.DTypeError, op, getattr(tz, op), data)
 
@@ -154,8 +157,18 @@ def test_layers_name_themselves_and_the_shapes():
                  nn.Linear(4, 2).state_dict())  # fmt: skip
 
 
-def test_the_cases_tried_are_counted():
-    """Runs after the tests above (pytest keeps file order): every kind of case was exercised."""
+def test_the_cases_tried_are_counted(monkeypatch):
+    """Every kind of case is exercised: the case tests above run once more here, counted from zero, so this
+    test stands alone (it needs no other test to have run before it, and no particular order)."""
+    TRIED.clear()
+    test_bad_input_is_a_tinyzoo_error_naming_the_op()
+    for op in UNARY:
+        for data in NOT_NUMBERS:
+            test_wrong_dtypes(op, data)
+    test_wrong_dtypes_for_gradients_and_indices()
+    test_empty_tensors()
+    test_wrong_device_for_every_binary_op(monkeypatch)
+    test_layers_name_themselves_and_the_shapes()
     kinds = {"non-broadcastable", "matmul mismatch", "einsum mismatch", "reshape", "axis out of range",
              "index out of range", "wrong dtype", "empty", "wrong device", "layer", "state_dict"}  # fmt: skip
     assert kinds <= set(TRIED), f"kinds never tried: {kinds - set(TRIED)}"

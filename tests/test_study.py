@@ -14,8 +14,6 @@ from tinyzoo import study
 from tinyzoo.autograd.tensor import MODE, record_op
 from tinyzoo.nn import Module, Parameter
 
-matplotlib = pytest.importorskip("matplotlib")
-
 
 # ----- tiny models built from Parameters only ---------------------------------------------------
 class Dense(Module):

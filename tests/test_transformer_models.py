@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import tinyzoo as tz
 from tinyzoo.models.t5_bias import RelativePositionBias, relative_position_bucket
 from tinyzoo.models.transformer import (
+    BOS,
     EOS,
     PAD,
     Transformer,
@@ -32,6 +33,7 @@ from tinyzoo.models.xlnet import (
     two_stream_mask,
     xlnet_loss,
 )
+from tinyzoo.testing import training_losses
 
 FAST = settings(max_examples=15, deadline=None)
 
@@ -41,7 +43,7 @@ def tiny_transformer(position: str = "sinusoidal", norm_first: bool = True, voca
     tz.manual_seed(0)
     model = Transformer(vocab, vocab, d_model=4, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
                         d_ff=8, dropout=0.0, norm_first=norm_first, position=position, num_buckets=6,
-                        max_distance=8)  # fmt: skip
+                        max_distance=8, pad_id=PAD, bos_id=BOS, eos_id=EOS)  # fmt: skip
     return model.double().eval()
 
 
@@ -89,9 +91,9 @@ def test_full_model_gradcheck_float64(position, norm_first):
     src, tgt_in, tgt_out = tiny_batch(2, 3)
 
     def loss(*_params):  # gradcheck nudges the parameters in place; the model reads them itself
-        return sequence_loss(model(src, tgt_in), tgt_out)
+        return sequence_loss(model(src, tgt_in), tgt_out, PAD)
 
-    assert tz.gradcheck(loss, list(model.parameters()))
+    tz.gradcheck(loss, list(model.parameters()))
 
 
 @pytest.mark.parametrize("position", ["sinusoidal", "t5"])
@@ -160,16 +162,10 @@ def test_exact_match_compares_up_to_eos():
 def test_short_training_lowers_the_loss():
     tz.manual_seed(0)
     model = Transformer(7, 7, d_model=16, num_heads=2, num_encoder_layers=1, num_decoder_layers=1, d_ff=32,
-                        dropout=0.0)  # fmt: skip
+                        dropout=0.0, pad_id=PAD, bos_id=BOS, eos_id=EOS)  # fmt: skip
     optimizer = tz.optim.Adam(model.parameters(), lr=1e-2)
     src, tgt_in, tgt_out = tiny_batch(16, 6)
-    losses = []
-    for _ in range(25):
-        loss = sequence_loss(model(src, tgt_in), tgt_out)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: sequence_loss(model(src, tgt_in), tgt_out, PAD), optimizer, 25)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -242,7 +238,7 @@ def test_bias_is_translation_invariant(bidirectional, shift, seed):
 def test_t5_bias_gradcheck_float64():
     tz.manual_seed(0)
     bias = RelativePositionBias(num_heads=2, bidirectional=True, num_buckets=8, max_distance=10).double()
-    assert tz.gradcheck(lambda *_: bias(5, 6), list(bias.parameters()))
+    tz.gradcheck(lambda *_: bias(5, 6), list(bias.parameters()))
 
 
 # ----- XLNet ----------------------------------------------------------------------------------------
@@ -297,7 +293,7 @@ def test_xlnet_gradcheck_float64():
     rng = np.random.default_rng(1)
     tokens, order = sequence_batch("sorted", 2, 5, 5, rng), sample_orders(2, 5, rng)
     targets = prediction_targets(order, K=2)
-    assert tz.gradcheck(lambda *_: xlnet_loss(model(tokens, order), tokens, targets), list(model.parameters()))
+    tz.gradcheck(lambda *_: xlnet_loss(model(tokens, order), tokens, targets), list(model.parameters()))
 
 
 def test_sequence_batch_tasks():
@@ -322,13 +318,7 @@ def test_xlnet_short_training_lowers_the_loss():
     tokens = sequence_batch("sorted", 32, 8, 11, rng)
     order = sample_orders(32, 8, rng)
     targets = prediction_targets(order, K=2)
-    losses = []
-    for _ in range(25):
-        loss = xlnet_loss(model(tokens, order), tokens, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = training_losses(lambda _: xlnet_loss(model(tokens, order), tokens, targets), optimizer, 25)
     assert losses[-1] < 0.7 * losses[0]
 
 
@@ -359,12 +349,3 @@ def test_xlnet_example_runs_plots_saves_and_resumes(load_example, tmp_path, caps
     out = capsys.readouterr().out
     assert "unigram baseline" in out and plot.stat().st_size > 0
     assert example.main([*args[:1], "8", *args[2:], "--resume", str(tmp_path / "run.npz"), "--task", "sorted"]) == 0
-
-
-@pytest.mark.parametrize("name", ["transformer_reverse", "xlnet_sequence"])
-def test_examples_without_gpu_exit_2(load_example, capsys, name):
-    if tz.gpu_available():
-        pytest.skip("a GPU is present")
-    example = load_example(name)
-    assert example.run_main(example.main, ["--device", "gpu", "--steps", "1"]) == 2
-    assert capsys.readouterr().err.startswith("error:")

@@ -9,8 +9,10 @@ Every kernel in tinyzoo.kernels has three implementations behind one public func
 
 `choose(op, array, impl)` picks one: an explicit `impl=` wins, then the environment variable
 TINYZOO_KERNELS ("reference" forces the tinyzoo-ops path; "auto", the default, picks by device),
-then the device of the array. When Numba is missing (or numba.cuda sees no GPU) the reference is
-used instead, with one warning per process.
+then the device of the array. Only "auto" falls back: when Numba is missing (or numba.cuda sees no
+GPU), or the array is neither float32 nor float64, it uses the reference, with one warning per
+process for a missing backend. A request by name ("numba" or "cuda", by `impl=` or the environment)
+that cannot be met raises a DeviceError or DTypeError instead of running something else.
 
 Numba is never imported at `import tinyzoo` or `import tinyzoo.kernels`: the kernels are written
 as plain module-level Python functions and compiled by `cpu_kernel` / `cuda_kernel` on first use.
@@ -27,10 +29,13 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from tinyzoo import backend
-from tinyzoo.errors import DeviceError
+from tinyzoo.errors import DeviceError, DTypeError
 
 IMPLS = ("reference", "numba", "cuda")
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the compiled kernels are written for
 ENV_VAR = "TINYZOO_KERNELS"
 
 _numba: types.ModuleType | None = None
@@ -94,13 +99,23 @@ def choose(op: str, array: Any, impl: str | None = None) -> str:
     on_gpu = backend.device_of(array) != "cpu"
     if wanted == "reference":
         return "reference"
+    if wanted == "auto":
+        if array.dtype not in KERNEL_DTYPES:
+            return "reference"
+        if on_gpu:
+            return "cuda" if cuda_module() is not None else "reference"
+        return "numba" if numba_module() is not None else "reference"
+    source = f"impl={wanted!r}" if impl is not None else f"{ENV_VAR}={wanted}"
     if wanted == "numba" and on_gpu:
         raise DeviceError(f"{op}: the numba kernel runs on the CPU but the input is on {backend.device_of(array)}")
     if wanted == "cuda" and not on_gpu:
         raise DeviceError(f"{op}: the cuda kernel needs CuPy arrays but the input is on the CPU")
-    if on_gpu:
-        return "cuda" if cuda_module() is not None else "reference"
-    return "numba" if numba_module() is not None else "reference"
+    if array.dtype not in KERNEL_DTYPES:
+        raise DTypeError(f"{op}: {source} runs on float32 or float64, got {array.dtype}; use impl='reference'")
+    if (numba_module() if wanted == "numba" else cuda_module()) is None:
+        missing = "Numba is not installed (pip install numba)" if wanted == "numba" else "numba.cuda is unavailable"
+        raise DeviceError(f"{op}: {source} was asked for but {missing}; use impl='reference' or leave impl unset")
+    return wanted
 
 
 def cpu_kernel(fn: Callable) -> Any:

@@ -58,7 +58,6 @@ prange = range
 cuda: Any = None
 
 CUDA_THREADS = 128  # threads per block of the GPU kernels
-KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # =================================================================================================
@@ -163,7 +162,7 @@ def edge_softmax(scores: Any, dst: Any, num_nodes: int, *, impl: str | None = No
     num_nodes = _count(op, "num_nodes", num_nodes)
     dst = _index(op, "dst", dst, scores, "scores", num_nodes, f"num_nodes={num_nodes}")
     which = _dispatch.choose(op, scores.data, impl)
-    if which == "reference" or scores.dtype not in KERNEL_DTYPES:
+    if which == "reference":
         return _edge_softmax_reference(scores, dst, num_nodes)
     seg = segments(dst, num_nodes)
     forward, backward_kernel = (
@@ -319,7 +318,7 @@ def edge_aggregate(alpha: Any, h: Any, src: Any, dst: Any, num_nodes: int, *, im
     src = _index(op, "src", src, alpha, "alpha", h.shape[0], f"h has shape {h.shape}")
     dst = _index(op, "dst", dst, alpha, "alpha", num_nodes, f"num_nodes={num_nodes}")
     which = _dispatch.choose(op, alpha.data, impl)
-    if which == "reference" or alpha.dtype not in KERNEL_DTYPES:
+    if which == "reference":
         return _edge_aggregate_reference(alpha, h, src, dst, num_nodes)
     kernels = _AGGREGATE_NUMBA if which == "numba" else _AGGREGATE_CUDA
     by_dst = segments(dst, num_nodes)

@@ -58,7 +58,6 @@ prange = range
 cuda: Any = None
 
 CUDA_THREADS = 128  # threads per block (one block per sample)
-KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def squash(s: Any, axis: int = -1) -> Tensor:
@@ -87,7 +86,7 @@ def dynamic_routing(u_hat: Any, iterations: int = 3, *, impl: str | None = None)
     if iterations < 1:
         raise ValueError(f"{op}: iterations must be >= 1, got {iterations}")
     which = _dispatch.choose(op, u_hat.data, impl)
-    if which == "reference" or u_hat.dtype not in KERNEL_DTYPES:
+    if which == "reference":
         return _routing_reference(u_hat, iterations)
     forward, backward_kernel = (
         (_routing_forward_numba, _routing_backward_numba) if which == "numba" else

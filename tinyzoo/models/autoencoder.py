@@ -111,3 +111,9 @@ def reconstruct(model: Autoencoder, x: tz.Tensor) -> tz.Tensor:
     """The reconstructed pixels σ(g(f(x))) in [0, 1], without recording a graph."""
     with tz.no_grad():
         return tz.sigmoid(model(x))
+
+
+def demo() -> tuple[Autoencoder, tz.Tensor]:
+    """The dense autoencoder of examples/autoencoder_mnist.py and a batch of flattened MNIST-sized images
+    (for `python -m tinyzoo explain autoencoder`)."""
+    return build_autoencoder("dense"), tz.rand(4, 784)

@@ -131,7 +131,7 @@ def mlm_loss(model: BERT, batch: MaskedBatch, device: str = "cpu") -> tz.Tensor:
     """Mean cross-entropy over the selected positions only."""
     logits = model(tz.tensor(batch.inputs, device=device))  # [B, T, V]
     targets = tz.tensor(batch.targets, device=device)
-    return F.cross_entropy(logits.reshape(-1, model.vocab_size), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+    return F.sequence_cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
 
 
 def mlm_correct(model: BERT, batch: MaskedBatch, device: str = "cpu") -> tuple[int, int]:

@@ -259,3 +259,9 @@ def perturbed_reconstructions(model: CapsNet, v: tz.Tensor, label: int, deltas: 
     with tz.no_grad():
         images = model.decode(tz.Tensor(caps), xp.full(dim * len(deltas), label))
     return images.numpy().reshape(dim, len(deltas), -1)
+
+
+def demo() -> tuple[CapsNet, tz.Tensor]:
+    """The CPU-sized CapsNet of examples/capsnet_mnist.py and a batch of MNIST-sized images
+    (for `python -m tinyzoo explain capsnet`)."""
+    return CapsNet(), tz.rand(4, 1, 28, 28)

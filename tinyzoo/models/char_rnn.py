@@ -124,7 +124,7 @@ def _windows(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> tuple[np.ndar
 def loss_nats(model: CharLM, x: Any, y: Any) -> tz.Tensor:
     """Mean cross-entropy (nats) of next-character predictions for x, y [B, T]."""
     logits, _ = model(x)  # [B, T, V]
-    return F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1))
+    return F.sequence_cross_entropy(logits, y)
 
 
 def bits_per_char(model: CharLM, x: np.ndarray, y: np.ndarray, batch_size: int = 64, device: str = "cpu") -> float:
@@ -160,3 +160,10 @@ def sample(
             logits, state = model(tz.tensor(np.asarray([[out[-1]]], dtype=np.int64), device=device), state)
     model.train(was_training)
     return out
+
+
+def demo() -> tuple[CharLM, np.ndarray]:
+    """The LSTM language model of examples/char_lm.py and a batch of character ids
+    (for `python -m tinyzoo explain char_rnn`)."""
+    ids = np.random.default_rng(0).integers(0, 64, (4, 100))  # [batch, T]
+    return char_rnn("lstm", 64, 256), ids

@@ -73,3 +73,8 @@ class SimpleCNN(nn.Module):
     def forward(self, x: tz.Tensor) -> tz.Tensor:
         """Images x [N, in_channels, image_size, image_size] → logits [N, num_classes]."""
         return self.classifier(self.features(x))
+
+
+def demo() -> tuple[SimpleCNN, tz.Tensor]:
+    """The CNN of examples/cnn_mnist.py and a batch of MNIST-sized images (for `python -m tinyzoo explain cnn`)."""
+    return SimpleCNN(), tz.randn(4, 1, 28, 28)

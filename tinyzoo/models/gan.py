@@ -156,3 +156,10 @@ def classifier_score(probs: tz.Tensor) -> dict[str, float]:
         "class_entropy": -(marginal * log_marginal).sum().item(),
         "sample_entropy": -(probs * log_probs).sum(axis=1).mean().item(),
     }
+
+
+def demo() -> tuple[nn.Module, tz.Tensor]:
+    """D(G(z)), the path of the generator's training step, for the DCGAN of examples/gan_mnist.py and a batch
+    of noise vectors (for `python -m tinyzoo explain gan`)."""
+    gan = GAN()
+    return nn.Sequential(gan.generator, gan.discriminator), gan.noise(4)

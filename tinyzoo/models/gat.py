@@ -51,12 +51,13 @@ from tinyzoo.models.graph_common import (
     EdgeAttention,
     Features,
     Graph,
-    TrainingConfig,
     TwoLayerGNN,
     attention_vector,
     glorot_linear,
     project,
+    random_graph_inputs,
 )
+from tinyzoo.train import TrainingConfig
 
 PAPER_TRAINING = TrainingConfig(lr=5e-3, weight_decay=5e-4, epochs=1000, patience=100, watch_accuracy=True)
 
@@ -102,3 +103,9 @@ class GAT(TwoLayerGNN):
             hidden, first = self.first.attend(self.input_dropout(x), graph)
             _, second = self.second.attend(self.hidden_dropout(self.activation(hidden)), graph)
         return [first.numpy(), second.numpy()]
+
+
+def demo() -> tuple[GAT, tuple[tz.Tensor, Graph]]:
+    """The paper's GAT on a random graph with Cora's feature and class counts (for `python -m tinyzoo explain gat`)."""
+    x, graph = random_graph_inputs(in_features=1433)
+    return GAT(1433, 7), (x, graph)

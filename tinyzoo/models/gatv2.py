@@ -35,7 +35,15 @@ from __future__ import annotations
 
 import tinyzoo as tz
 from tinyzoo.models.gat import GAT, PAPER_TRAINING
-from tinyzoo.models.graph_common import EdgeAttention, Features, Graph, attention_vector, glorot_linear, project
+from tinyzoo.models.graph_common import (
+    EdgeAttention,
+    Features,
+    Graph,
+    attention_vector,
+    glorot_linear,
+    project,
+    random_graph_inputs,
+)
 
 __all__ = ["PAPER_TRAINING", "GATv2", "GATv2Layer"]
 
@@ -66,3 +74,10 @@ class GATv2(GAT):
     """GAT's two-layer model with GATv2 layers (same defaults; `share_weights` ties W_l = W_r)."""
 
     layer_type = GATv2Layer
+
+
+def demo() -> tuple[GATv2, tuple[tz.Tensor, Graph]]:
+    """GATv2 in GAT's sizes on a random graph with Cora's feature and class counts
+    (for `python -m tinyzoo explain gatv2`)."""
+    x, graph = random_graph_inputs(in_features=1433)
+    return GATv2(1433, 7), (x, graph)

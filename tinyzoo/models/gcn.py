@@ -47,12 +47,13 @@ from tinyzoo.kernels import edge_aggregate
 from tinyzoo.models.graph_common import (
     Features,
     Graph,
-    TrainingConfig,
     TwoLayerGNN,
     glorot_linear,
     in_degrees,
     project,
+    random_graph_inputs,
 )
+from tinyzoo.train import TrainingConfig
 
 # "We train for a maximum of 200 epochs using Adam with a learning rate of 0.01 and early stopping with
 # a window size of 10, i.e. we stop training if the validation loss does not decrease for 10 consecutive
@@ -96,3 +97,9 @@ class GCN(TwoLayerGNN):
     def decayed(self, name: str) -> bool:
         """Kipf & Welling decay only the first layer's weights."""
         return name == "first.linear.weight"
+
+
+def demo() -> tuple[GCN, tuple[tz.Tensor, Graph]]:
+    """The paper's GCN on a random graph with Cora's feature and class counts (for `python -m tinyzoo explain gcn`)."""
+    x, graph = random_graph_inputs(in_features=1433)
+    return GCN(1433, 7), (x, graph)

@@ -131,7 +131,7 @@ class GPT(nn.Module):
 def lm_loss(model: GPT, x: Any, y: Any) -> tz.Tensor:
     """Mean next-token cross-entropy (nats) over every position of x, y [B, T]."""
     logits = model(x)  # [B, T, V]
-    return F.cross_entropy(logits.reshape(-1, model.vocab_size), y.reshape(-1))
+    return F.sequence_cross_entropy(logits, y)
 
 
 def sample_next(

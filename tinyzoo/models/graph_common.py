@@ -1,5 +1,5 @@
 """What the graph models of the zoo share (GCN, GAT, GATv2): graphs as edge index arrays, the attention
-layer skeleton, the two-layer node classifier and the semi-supervised training recipe on Cora.
+layer skeleton and the two-layer node classifier. (Training them on Cora: `tinyzoo.train.tasks.cora`.)
 
 Graphs as index arrays
 ----------------------
@@ -35,34 +35,21 @@ the GAT reference code's (`attn_head` in PetarV-/GAT utils/layers.py): one on th
 coefficients, one on the transformed features W h that they weigh. As in that code, every head also
 draws its own dropout mask on the layer's input (`HeadDropout`): the K heads see K different
 corruptions of the same features rather than one shared one.
-
-The node-classification recipe
-------------------------------
-Semi-supervised classification (Kipf & Welling 2017; Veličković et al. 2018): every node's features
-and the whole graph go through the network in one full-batch step, but the loss only sees the 140
-labelled training nodes (20 per class). The 500 validation nodes decide when to stop and which
-weights to keep (`EarlyStopping`: by validation loss for GCN, by validation loss and accuracy for GAT,
-each as its reference code does); test accuracy on 1,000 other nodes is the result.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 import tinyzoo as tz
-from tinyzoo import nn, optim
+from tinyzoo import nn
 from tinyzoo.backend import to_device, xp_of
-from tinyzoo.data import load_cora
 from tinyzoo.kernels import edge_aggregate, edge_softmax
-from tinyzoo.nn import functional as F
 from tinyzoo.nn import init
-from tinyzoo.train import MetricsLog, ProgressBar, load_training, save_training, trace_step
 
 
 # =================================================================================================
@@ -267,213 +254,9 @@ class TwoLayerGNN(nn.Module):
         return [g for g in groups if g["params"]]
 
 
-# =================================================================================================
-# Training on Cora
-# =================================================================================================
-@dataclass(frozen=True)
-class TrainingConfig:
-    """A paper's optimisation recipe: Adam with L2 weight decay, full batch, and when to stop."""
-
-    lr: float
-    weight_decay: float
-    epochs: int
-    patience: int  # stop after this many epochs without progress on the validation nodes (see EarlyStopping)
-    watch_accuracy: bool = False  # progress = a lower val loss (GCN) or a lower loss OR higher accuracy (GAT)
-
-
-class CoraTask(NamedTuple):
-    """Cora on a device: features, labels, graph (with self-loops) and one seeded split."""
-
-    x: SparseFeatures  # [N, 1433] float32, row-normalised bag of words
-    labels: tz.Tensor  # [N] int64
-    graph: Graph
-    train: Any  # int64 [140] node indices
-    val: Any  # int64 [500]
-    test: Any  # int64 [1000]
-    class_names: tuple[str, ...]
-
-
-def cora_task(split_seed: int, device: str = "cpu") -> CoraTask:
-    """Cora with the 20-per-class / 500 / 1,000 split drawn with `split_seed`."""
-    cora = load_cora(split_seed=split_seed)
-    n = len(cora.labels)
-    return CoraTask(
-        SparseFeatures.from_dense(cora.features, device),
-        tz.tensor(cora.labels, device=device),
-        make_graph(cora.edges, n, device),
-        *(to_device(idx, device) for idx in (cora.train_idx, cora.val_idx, cora.test_idx)),
-        cora.class_names,
-    )
-
-
-def loss_and_accuracy(logits: tz.Tensor, labels: tz.Tensor, nodes: Any) -> tuple[tz.Tensor, float]:
-    """Cross entropy and accuracy of logits [N, C] on the given nodes."""
-    picked, truth = logits[nodes], labels[nodes]
-    accuracy = float((picked.argmax(axis=1).numpy() == truth.numpy()).mean())
-    return F.cross_entropy(picked, truth), accuracy
-
-
-class EarlyStopping:
-    """Stop after `patience` epochs without progress on the validation nodes; keep the best weights.
-
-    By validation loss alone (GCN): progress is a new lowest loss, and the weights of the lowest loss
-    are kept. With `watch_accuracy` (the GAT reference code, execute_cora.py): progress is a loss at
-    or below the lowest OR an accuracy at or above the highest so far, and the weights kept are those
-    of the last epoch that did both at once. Accuracy on 500 nodes moves in steps of 0.2 %, so matching
-    the best accuracy keeps training going through long flat stretches of the loss.
-    """
-
-    def __init__(self, patience: int, watch_accuracy: bool = False) -> None:
-        self.patience, self.watch_accuracy = patience, watch_accuracy
-        self.best_loss = math.inf
-        self.best_accuracy = 0.0
-        self.best_epoch = 0
-        self.waited = 0
-        self.best_weights: dict[str, Any] = {}
-
-    def update(self, epoch: int, val_loss: float, val_accuracy: float, model: nn.Module) -> None:
-        """Record one epoch's validation loss and accuracy (copying the weights when they are the best so far)."""
-        if self.watch_accuracy:
-            lower, higher = val_loss <= self.best_loss, val_accuracy >= self.best_accuracy
-            progress, keep = lower or higher, lower and higher
-        else:
-            progress = keep = val_loss < self.best_loss
-        if keep:
-            self.best_epoch = epoch
-            self.best_weights = {k: v.copy() for k, v in model.state_dict().items()}
-        if progress:
-            self.best_loss, self.best_accuracy = min(val_loss, self.best_loss), max(val_accuracy, self.best_accuracy)
-            self.waited = 0
-        else:
-            self.waited += 1
-
-    @property
-    def stop(self) -> bool:
-        """True once patience has run out."""
-        return self.waited >= self.patience
-
-    def finish(self, model: nn.Module) -> None:
-        """Load the weights of the best epoch back into the model."""
-        if self.best_weights:
-            model.load_state_dict(self.best_weights)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume (for save_training)."""
-        return {"best_loss": self.best_loss, "best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch,
-                "waited": self.waited, "best_weights": self.best_weights}  # fmt: skip
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what state_dict() returned."""
-        self.best_loss, self.best_accuracy = state["best_loss"], state["best_accuracy"]
-        self.best_epoch, self.waited, self.best_weights = state["best_epoch"], state["waited"], state["best_weights"]
-
-
-@dataclass
-class RunResult:
-    """The outcome of training on one seed."""
-
-    seed: int
-    test_accuracy: float
-    val_accuracy: float
-    best_epoch: int
-    epochs: int  # epochs trained in this run (after a resume: only the new ones)
-    epoch_seconds: float  # median wall time of one training step (forward, backward, update)
-
-
-def train_node_classifier(
-    model: TwoLayerGNN,
-    task: CoraTask,
-    config: TrainingConfig,
-    seed: int,
-    save: str | None = None,
-    resume: str | None = None,
-    log: MetricsLog | None = None,
-    trace: bool = False,
-) -> RunResult:
-    """Full-batch Adam on the training nodes with early stopping on the validation nodes; test accuracy at the end."""
-    optimizer = optim.Adam(model.parameter_groups(config.weight_decay), lr=config.lr)
-    stopper = EarlyStopping(config.patience, config.watch_accuracy)
-    start = load_training(resume, model, optimizer, stopper=stopper) if resume else 0
-    epoch, step_seconds = start, []
-    with ProgressBar(config.epochs - start, f"seed {seed}") as bar:
-        while epoch < config.epochs and not stopper.stop:
-            epoch += 1
-            began = time.perf_counter()
-            model.train()
-            with trace_step(trace and epoch == start + 1):
-                loss, train_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.train)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            step_seconds.append(time.perf_counter() - began)
-
-            model.eval()
-            with tz.no_grad():
-                val_loss, val_accuracy = loss_and_accuracy(model(task.x, task.graph), task.labels, task.val)
-            stopper.update(epoch, val_loss.item(), val_accuracy, model)
-            metrics = {"loss": loss.item(), "train_acc": train_accuracy, "val_loss": val_loss.item(),
-                       "val_acc": val_accuracy}  # fmt: skip
-            if log is not None:
-                log.log(epoch, seed=seed, **metrics)
-            bar.update(**metrics)
-    if save:
-        save_training(save, model, optimizer, step=epoch, stopper=stopper)
-    stopper.finish(model)
-    model.eval()
-    with tz.no_grad():
-        logits = model(task.x, task.graph)
-    return RunResult(
-        seed,
-        loss_and_accuracy(logits, task.labels, task.test)[1],
-        loss_and_accuracy(logits, task.labels, task.val)[1],
-        stopper.best_epoch,
-        epoch - start,
-        float(np.median(step_seconds)) if step_seconds else float("nan"),
-    )
-
-
-def run_seeds(
-    build: Callable[[int, int], TwoLayerGNN],
-    config: TrainingConfig,
-    seeds: Iterable[int],
-    device: str = "cpu",
-    **options: Any,
-) -> tuple[list[RunResult], TwoLayerGNN, CoraTask]:
-    """Train a fresh model per seed s on the split with seed s (tz.manual_seed(s) too).
-
-    `build(in_features, num_classes)` makes the model; `options` go to train_node_classifier. Returns the
-    results and the last seed's model and task (for figures).
-    """
-    results = []
-    for seed in seeds:
-        tz.manual_seed(seed)
-        task = cora_task(seed, device)
-        model = build(task.x.shape[1], len(task.class_names)).to(device)
-        results.append(train_node_classifier(model, task, config, seed, **options))
-    return results, model, task
-
-
-def summary(results: list[RunResult]) -> str:
-    """Mean ± std (population) of test accuracy over the runs, and the mean of their median epoch times."""
-    accuracy = np.array([r.test_accuracy for r in results]) * 100
-    steps = np.mean([r.epoch_seconds for r in results]) * 1000
-    return (f"test accuracy {accuracy.mean():.1f} ± {accuracy.std():.1f} % over {len(results)} seed(s) "
-            f"[{', '.join(f'{a:.1f}' for a in accuracy)}]; epoch time {steps:.1f} ms")  # fmt: skip
-
-
-def report(name: str, results: list[RunResult]) -> str:
-    """One line per seed (test and validation accuracy, best epoch, epochs trained), then `name: summary`."""
-    lines = [f"seed {r.seed}: test accuracy {r.test_accuracy:.1%} (val {r.val_accuracy:.1%}, best epoch "
-             f"{r.best_epoch}, {r.epochs} epochs trained)" for r in results]  # fmt: skip
-    return "\n".join([*lines, f"{name}: {summary(results)}"])
-
-
-def pca_2d(x: np.ndarray) -> np.ndarray:
-    """Project the rows of x [N, D] onto their two principal directions: [N, 2].
-
-    The principal directions are the top right singular vectors of the centred data, taken here from
-    the SVD of the small D × D scatter matrix Xᵀ X (its singular vectors are the same).
-    """
-    centred = x - x.mean(axis=0)  # [N, D]
-    _, _, directions = np.linalg.svd(centred.T @ centred)  # rows: principal directions, by variance
-    return centred @ directions[:2].T
+def random_graph_inputs(in_features: int, num_nodes: int = 100, num_edges: int = 400,
+                        seed: int = 0) -> tuple[tz.Tensor, Graph]:  # fmt: skip
+    """Node features [N, in_features] and a random graph (self-loops added): a sample input for the demos."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((num_nodes, in_features)) < 0.013).astype(np.float32)  # Cora-like: 1.3 % of the words present
+    return tz.tensor(x), make_graph(rng.integers(0, num_nodes, (2, num_edges)), num_nodes)

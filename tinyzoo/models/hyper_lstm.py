@@ -134,3 +134,12 @@ class HyperLSTM(CellStack):
                  num_layers: int = 1, layer_norm: bool = True) -> None:  # fmt: skip
         sizes = [input_size] + [hidden_size] * (num_layers - 1)
         super().__init__([HyperLSTMCell(n, hidden_size, hyper_size, n_z, layer_norm) for n in sizes])
+
+
+def demo() -> tuple[nn.Module, np.ndarray]:
+    """A HyperLSTM language model as in examples/hyperlstm_shakespeare.py and a batch of character ids
+    (for `python -m tinyzoo explain hyper_lstm`)."""
+    from tinyzoo.models.char_rnn import CharLM
+
+    ids = np.random.default_rng(0).integers(0, 64, (4, 100))  # [batch, T]
+    return CharLM(64, 64, HyperLSTM(64, 128), 128), ids

@@ -50,3 +50,8 @@ class MLP(nn.Module):
 
     def extra_repr(self) -> str:
         return "-".join(str(n) for n in self.sizes)
+
+
+def demo() -> tuple[MLP, tz.Tensor]:
+    """The MLP of examples/mlp_mnist.py and a batch of MNIST-sized images (for `python -m tinyzoo explain mlp`)."""
+    return MLP([784, 512, 256, 10], dropout=0.2), tz.randn(4, 1, 28, 28)

@@ -111,8 +111,7 @@ class PointerNet(nn.Module):
 
 def pointer_loss(logits: tz.Tensor, pointers: np.ndarray) -> tz.Tensor:
     """Mean over steps and sequences of -log p(π*(t) | π*(<t), x), for logits [B, n, n] and targets [B, n]."""
-    batch, steps, n = logits.shape
-    return F.cross_entropy(logits.reshape(batch * steps, n), pointers.reshape(-1))
+    return F.sequence_cross_entropy(logits, pointers)
 
 
 def sequence_accuracy(predicted: np.ndarray, pointers: np.ndarray) -> float:

@@ -150,3 +150,9 @@ class DBN(nn.Module):
         for rbm in list(self.rbms)[:depth]:
             v = rbm.hidden_probs(v)  # [batch, size of the next layer]
         return v
+
+
+def demo() -> tuple[DBN, tz.Tensor]:
+    """The 784-500-500 DBN of examples/rbm_mnist.py and a batch of binary images
+    (for `python -m tinyzoo explain rbm`)."""
+    return DBN([784, 500, 500]), tz.tensor((np.random.default_rng(0).random((4, 784)) < 0.5).astype(np.float32))

@@ -132,3 +132,9 @@ class ResNet(nn.Module):
 def resnet18(num_classes: int = 1000, in_channels: int = 3, stem: str = "imagenet", width: int = 64) -> ResNet:
     """ResNet-18: two BasicBlocks in each of the four stages."""
     return ResNet((2, 2, 2, 2), num_classes, in_channels, stem, width)
+
+
+def demo() -> tuple[ResNet, tz.Tensor]:
+    """ResNet-18 as examples/resnet_mnist.py trains it (CIFAR stem, one channel) and two padded digits
+    (for `python -m tinyzoo explain resnet18`)."""
+    return resnet18(num_classes=10, in_channels=1, stem="cifar"), tz.randn(2, 1, 32, 32)

@@ -20,6 +20,8 @@ every micro-layer begins close to carrying its state through, as in highway netw
 
 from __future__ import annotations
 
+import numpy as np
+
 import tinyzoo as tz
 from tinyzoo import nn
 from tinyzoo.models.char_rnn import CellStack
@@ -63,3 +65,12 @@ class RHN(CellStack):
                  transform_bias: float = -2.0) -> None:  # fmt: skip
         sizes = [input_size] + [hidden_size] * (num_layers - 1)
         super().__init__([RHNCell(n, hidden_size, depth, transform_bias) for n in sizes])
+
+
+def demo() -> tuple[nn.Module, np.ndarray]:
+    """An RHN language model (depth 3) as in examples/hyperlstm_shakespeare.py --model rhn and a batch of
+    character ids (for `python -m tinyzoo explain rhn`)."""
+    from tinyzoo.models.char_rnn import CharLM
+
+    ids = np.random.default_rng(0).integers(0, 64, (4, 100))  # [batch, T]
+    return CharLM(64, 64, RHN(64, 128, depth=3), 128), ids

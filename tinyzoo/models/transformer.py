@@ -49,8 +49,6 @@ from tinyzoo.models.t5_bias import RelativePositionBias
 from tinyzoo.nn import functional as F
 from tinyzoo.nn import init
 
-PAD, BOS, EOS = 0, 1, 2  # special tokens of the example's vocabularies; symbols start at 3
-
 
 def sinusoidal_positions(length: int, d_model: int) -> np.ndarray:
     """PE [length, d_model]: sin in the even columns, cos in the odd ones (§3.5 of the paper)."""
@@ -85,14 +83,18 @@ class Transformer(nn.Module):
         norm_first: bool = True,
         position: str = "sinusoidal",
         activation: str = "relu",
-        pad_id: int = PAD,
+        *,
+        pad_id: int,
+        bos_id: int,
+        eos_id: int,
         num_buckets: int = 32,
         max_distance: int = 128,
     ) -> None:
         super().__init__()
         if position not in ("sinusoidal", "t5"):
             raise ValueError(f"Transformer: position must be 'sinusoidal' or 't5', got {position!r}")
-        self.d_model, self.position, self.pad_id, self.norm_first = d_model, position, pad_id, norm_first
+        self.d_model, self.position, self.norm_first = d_model, position, norm_first
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id  # the special tokens of the vocabularies
         self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=pad_id)
         self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=pad_id)
         for table in (self.src_embed.weight, self.tgt_embed.weight):
@@ -150,20 +152,20 @@ class Transformer(nn.Module):
         memory, padding = self.encode(src)
         return self.decode(tgt_in, memory, padding)
 
-    def greedy_decode(self, src: np.ndarray, max_len: int, bos: int = BOS, eos: int = EOS) -> np.ndarray:
+    def greedy_decode(self, src: np.ndarray, max_len: int) -> np.ndarray:
         """The most probable next token, again and again: ids [B, ≤ max_len] without BOS, PAD after EOS.
 
         Like beam_search, it runs the model as it is: call model.eval() first when it has dropout.
         """
         with tz.no_grad():
             memory, padding = self.encode(src)
-            out = np.full((len(padding), 1), bos)  # [B, t + 1]
+            out = np.full((len(padding), 1), self.bos_id)  # [B, t + 1]
             done = np.zeros(len(padding), dtype=bool)
             for _ in range(max_len):
                 logits = self.decode(out, memory, padding)[:, -1]  # [B, V]
                 token = np.where(done, self.pad_id, logits.argmax(axis=-1).numpy())
                 out = np.concatenate([out, token[:, None]], axis=1)
-                done |= token == eos
+                done |= token == self.eos_id
                 if done.all():
                     break
         return out[:, 1:]
@@ -174,8 +176,6 @@ class Transformer(nn.Module):
         max_len: int,
         beam_width: int = 4,
         length_penalty: float = 0.0,
-        bos: int = BOS,
-        eos: int = EOS,
     ) -> np.ndarray:
         """Beam search with k = beam_width hypotheses per sentence: ids [B, ≤ max_len] like greedy_decode.
 
@@ -188,7 +188,7 @@ class Transformer(nn.Module):
             B = len(padding)
             memory = tz.repeat_interleave(memory, k, axis=0)  # [B·k, S, d]
             padding = np.repeat(padding, k, axis=0)  # [B·k, S]
-            seqs = np.full((B, k, 1), bos)  # [B, k, t + 1]
+            seqs = np.full((B, k, 1), self.bos_id)  # [B, k, t + 1]
             scores = np.full((B, k), -np.inf)  # Σ log p of each hypothesis                     [B, k]
             scores[:, 0] = 0.0  # one live hypothesis to start with, so the k first picks differ
             done = np.zeros((B, k), dtype=bool)
@@ -203,7 +203,7 @@ class Transformer(nn.Module):
                 parent, token = np.divmod(best, V)
                 seqs = np.concatenate([np.take_along_axis(seqs, parent[..., None], 1), token[..., None]], axis=2)
                 scores = np.take_along_axis(candidates, best, 1)
-                done = np.take_along_axis(done, parent, 1) | (token == eos)
+                done = np.take_along_axis(done, parent, 1) | (token == self.eos_id)
                 if done.all():
                     break
         lengths = (seqs[:, :, 1:] != self.pad_id).sum(axis=2)  # tokens up to and including EOS  [B, k]
@@ -212,10 +212,9 @@ class Transformer(nn.Module):
         return seqs[np.arange(B), pick, 1:]
 
 
-def sequence_loss(logits: tz.Tensor, targets: Any, pad_id: int = PAD) -> tz.Tensor:
+def sequence_loss(logits: tz.Tensor, targets: Any, pad_id: int) -> tz.Tensor:
     """Mean cross-entropy of logits [B, T, V] against target ids [B, T], ignoring PAD targets."""
-    V = logits.shape[-1]
-    return F.cross_entropy(logits.reshape(-1, V), _ids(targets).reshape(-1), ignore_index=pad_id)
+    return F.sequence_cross_entropy(logits, _ids(targets), ignore_index=pad_id)
 
 
 def _ids(ids: Any) -> Any:
@@ -227,6 +226,9 @@ def _ids(ids: Any) -> Any:
 # =================================================================================================
 # The example's task: reverse (or sort) random strings
 # =================================================================================================
+PAD, BOS, EOS = 0, 1, 2  # the special tokens of the task's vocabulary; symbols start at 3
+
+
 def seq2seq_batch(
     task: str, batch_size: int, max_len: int, alphabet: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,4 +265,4 @@ def exact_match(predicted: np.ndarray, tgt_out: np.ndarray) -> np.ndarray:
 def demo() -> tuple[Transformer, tuple[np.ndarray, np.ndarray]]:
     """A small Transformer and a batch of (source, target-input) ids (for `python -m tinyzoo explain transformer`)."""
     src, tgt_in, _ = seq2seq_batch("reverse", 4, 20, 10, np.random.default_rng(0))
-    return Transformer(13, 13, d_model=64, num_heads=4, d_ff=256), (src, tgt_in)
+    return Transformer(13, 13, d_model=64, num_heads=4, d_ff=256, pad_id=PAD, bos_id=BOS, eos_id=EOS), (src, tgt_in)

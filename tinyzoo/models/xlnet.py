@@ -131,9 +131,8 @@ class XLNet(nn.Module):
 
 def xlnet_loss(logits: tz.Tensor, tokens: np.ndarray, targets: np.ndarray) -> tz.Tensor:
     """Mean cross-entropy over the predicted positions (targets [B, T] True) only."""
-    tokens = _array(tokens)
-    labels = xp_of(tokens).where(_array(targets), tokens, -100)  # -100: cross_entropy's ignore_index
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    tokens, ignored = _array(tokens), -100
+    return F.sequence_cross_entropy(logits, xp_of(tokens).where(_array(targets), tokens, ignored), ignore_index=ignored)
 
 
 # =================================================================================================

@@ -53,6 +53,7 @@ __all__ = [
     "one_hot",
     "pad",
     "relu",
+    "sequence_cross_entropy",
     "sigmoid",
     "softmax",
     "softplus",
@@ -463,6 +464,19 @@ def cross_entropy(
         z, labels, row_weight * (1 - label_smoothing), smooth, None if class_weight is None else class_weight.data
     )
     return _reduce(ops.reshape(loss, loss_shape), reduction, row_weight.sum())
+
+
+def sequence_cross_entropy(logits: Any, targets: Any, ignore_index: int = -100) -> Tensor:
+    """Mean cross entropy over every position of logits [..., C] against class indices [...] (e.g. [B, T, V]
+    against [B, T]): both are flattened, each position an example; targets equal to ignore_index count for nothing.
+
+    The loss of the zoo's sequence models (language models, masked LMs, seq2seq, pointer networks).
+    """
+    logits, targets = ops.as_tensor(logits), ops.as_tensor(targets)  # (targets stay on their device)
+    if logits.ndim < 2 or tuple(targets.shape) != tuple(logits.shape[:-1]):
+        raise ShapeError(f"sequence_cross_entropy: logits {logits.shape} must be [..., C] over targets of shape "
+                         f"[...], got targets {tuple(targets.shape)}")  # fmt: skip
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=ignore_index)
 
 
 def nll_loss(

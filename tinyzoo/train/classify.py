@@ -39,7 +39,8 @@ def fit_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, 
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                bar.update(1, loss=loss.item())
+                bar.update(1)
+            bar.update(0, loss=loss.item())  # the last batch's loss, read once an epoch
     return loss.item()
 
 

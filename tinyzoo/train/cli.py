@@ -11,8 +11,13 @@ from tinyzoo import backend
 from tinyzoo.errors import DataError, DeviceError
 
 
-def example_parser(description: str, steps: int | None = None, epochs: int | None = None) -> argparse.ArgumentParser:
-    """An ArgumentParser with the flags every example takes (--device --seed --steps/--epochs --plot ...)."""
+def example_parser(description: str, steps: int | None = None, epochs: int | None = None,
+                   lr: float | None = None, batch_size: int | None = None,
+                   grad_clip: float | None = None) -> argparse.ArgumentParser:  # fmt: skip
+    """An ArgumentParser with the flags every example takes (--device --seed --steps/--epochs --plot ...).
+
+    Given a default, --lr, --batch-size and --grad-clip (the max global gradient norm) are added too.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="cpu", help="cpu, gpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, data order and dropout")
@@ -20,6 +25,12 @@ def example_parser(description: str, steps: int | None = None, epochs: int | Non
         parser.add_argument("--steps", type=int, default=steps, help="training steps")
     if epochs is not None:
         parser.add_argument("--epochs", type=int, default=epochs, help="passes over the training set")
+    if lr is not None:
+        parser.add_argument("--lr", type=float, default=lr, help="learning rate (the peak, under a schedule)")
+    if batch_size is not None:
+        parser.add_argument("--batch-size", type=int, default=batch_size, help="examples per training step")
+    if grad_clip is not None:
+        parser.add_argument("--grad-clip", type=float, default=grad_clip, help="max global gradient norm")
     parser.add_argument("--plot", default=None, metavar="PATH", help="write a figure (PNG/SVG) here")
     parser.add_argument("--save", default=None, metavar="PATH", help="write a checkpoint (.npz) at the end")
     parser.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")

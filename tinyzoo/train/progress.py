@@ -21,20 +21,25 @@ def _format_metrics(metrics: dict[str, Any]) -> str:
 class ProgressBar:
     """`with ProgressBar(total, "train") as bar: bar.update(loss=0.3)`.
 
+    `initial` starts the count at the steps a resumed run has already done, so the bar shows the
+    absolute step (1200/3000) and the rate and ETA of this run's steps alone.
+
     On a terminal the bar redraws in place at most 10 times a second. Elsewhere (a log file, CI, nohup)
     it writes the same line as a plain line every `log_every_s` seconds, so a long run shows progress
     without filling the log, and one summary line at the end.
     """
 
     def __init__(
-        self, total: int, desc: str = "", stream: TextIO | None = None, width: int = 28, log_every_s: float = 60.0
+        self, total: int, desc: str = "", stream: TextIO | None = None, width: int = 28, log_every_s: float = 60.0,
+        initial: int = 0,
     ) -> None:
         self.total = max(int(total), 1)
+        self.initial = int(initial)  # steps done before this bar started (a resumed run): counted, not timed
         self.desc = desc
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.log_every_s = log_every_s
-        self.count = 0
+        self.count = self.initial
         self.metrics: dict[str, Any] = {}
         self.start = time.perf_counter()
         self._last_draw = self.start
@@ -62,7 +67,7 @@ class ProgressBar:
         elapsed = time.perf_counter() - self.start
         done = min(self.count / self.total, 1.0)
         filled = int(done * self.width)
-        rate = self.count / elapsed if elapsed > 0 else 0.0
+        rate = (self.count - self.initial) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.count) / rate if rate > 0 else 0.0
         bar = "█" * filled + "·" * (self.width - filled)
         head = f"{self.desc} " if self.desc else ""

@@ -1,7 +1,7 @@
-"""The shared trainer of the image classifiers: MLP, SimpleCNN and ResNet-18 on MNIST (or CIFAR-10).
+"""The shared trainer of the image classifiers: MLP, SimpleCNN, ResNet-18 and ViT on MNIST (or CIFAR-10).
 
-examples/mlp_mnist.py, cnn_mnist.py and resnet_mnist.py each build a model and call `run` here. This
-file holds everything they share:
+examples/mlp_mnist.py, cnn_mnist.py, resnet_mnist.py and vit_mnist.py each build a model and call `run`
+here. This module holds everything they share:
 
 - data: MNIST from `tinyzoo.data.load_mnist()` as images [N, 1, 28, 28] (optionally zero-padded to
   32×32), or CIFAR-10 read from a folder the user downloaded (`--data cifar10 --data-path DIR`),
@@ -9,8 +9,9 @@ file holds everything they share:
 - the loop: cross entropy, Adam (its learning rate multiplied by --lr-decay after each epoch),
   mini-batches from a `DataLoader` shuffled by its own seeded generator, the test accuracy after
   every epoch, an optional wall-time budget (`--max-minutes`);
-- the training utilities: a progress bar with the running loss and accuracy, a metrics log
-  (`--log`), checkpoints (`--save`, `--resume`) and learning curves (`--plot`).
+- the training utilities (`tinyzoo.train.TrainingRun`): a progress bar with the mean loss and accuracy
+  of the last --log-every steps, a metrics log (`--log`), checkpoints (`--save`, `--resume`), a profile
+  of the first step (`--trace`), and learning curves (`--plot`).
 
 A checkpoint holds the model, Adam's moment estimates, the learning-rate schedule, tinyzoo's RNG
 state (the dropout masks to come) and the DataLoader's state (epoch, batches taken, and its generator
@@ -36,7 +37,7 @@ from tinyzoo import nn, optim
 from tinyzoo.data import DataLoader, TensorDataset, load_cifar10, load_mnist
 from tinyzoo.errors import DataError
 from tinyzoo.nn import functional as F
-from tinyzoo.train import MetricsLog, ProgressBar, load_training, save_training
+from tinyzoo.train import MetricsLog, TrainingRun, check_device
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the training pixels
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per channel, over the training images
@@ -58,9 +59,9 @@ class Images(NamedTuple):
         return self.x_train.shape[1:]
 
 
-def add_flags(parser: argparse.ArgumentParser, batch_size: int = 128, lr: float = 1e-3, lr_decay: float = 1.0,
-              test_size: int | None = None, max_minutes: float | None = None, precise_bn: int = 0) -> None:  # fmt: skip
-    """The flags every classifier example takes, with per-example defaults."""
+def add_flags(parser: argparse.ArgumentParser, lr_decay: float = 1.0, test_size: int | None = None,
+              max_minutes: float | None = None, precise_bn: int = 0) -> None:  # fmt: skip
+    """The flags every classifier example takes, with per-example defaults (--lr and --batch-size: example_parser's)."""
     parser.add_argument("--data", choices=("mnist", "cifar10"), default="mnist")
     parser.add_argument(
         "--data-path",
@@ -68,8 +69,6 @@ def add_flags(parser: argparse.ArgumentParser, batch_size: int = 128, lr: float 
         metavar="DIR",
         help="CIFAR-10: the folder of the python batches (cifar-10-batches-py), downloaded by hand",
     )
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=lr, help="Adam's learning rate")
     parser.add_argument("--lr-decay", type=float, default=lr_decay, help="learning rate factor after each epoch")
     parser.add_argument("--train-size", type=int, default=None, help="train on the first N training images")
     parser.add_argument("--test-size", type=int, default=test_size, help="evaluate on the first N test images")
@@ -120,6 +119,14 @@ def load_images(args: argparse.Namespace, pad_to: int | None = None) -> Images:
                   prepare(mnist.x_test[:args.test_size]), mnist.y_test[:args.test_size], name)  # fmt: skip
 
 
+def prepare(args: argparse.Namespace, pad_to: int | None = None) -> tuple[str, Images]:
+    """What every classifier example does first: check --device, seed tinyzoo's RNG with --seed (the initial
+    weights and dropout masks to come), and load the data set the flags name (see load_images)."""
+    device = check_device(args.device)
+    tz.manual_seed(args.seed)
+    return device, load_images(args, pad_to)
+
+
 def precise_batch_norm(model: nn.Module, x: np.ndarray, device: str, batch_size: int, batches: int) -> None:
     """Precise BN (Wu & Johnson, 2021): BatchNorm's running statistics become the plain average over the
     first `batches` training batches under the current weights.
@@ -165,25 +172,14 @@ def measure_test_accuracy(model: nn.Module, images: Images, args: argparse.Names
     return evaluate(model, images.x_test, images.y_test, device, args.batch_size)
 
 
-def train_step(model: nn.Module, optimizer: optim.Optimizer, x: tz.Tensor, y: object) -> tuple[float, float]:
-    """One Adam step on the cross entropy of a batch; returns (loss, batch accuracy)."""
+def train_step(model: nn.Module, optimizer: optim.Optimizer, x: tz.Tensor, y: object) -> tuple[tz.Tensor, object]:
+    """One Adam step on the cross entropy of a batch; returns (loss, batch accuracy), both still on the device."""
     logits = model(x)  # [batch, classes]
     loss = F.cross_entropy(logits, y)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    accuracy = float((logits.argmax(axis=1).numpy() == tz.backend.to_host(y)).mean())
-    return loss.item(), accuracy
-
-
-def traced_step(model: nn.Module, optimizer: optim.Optimizer, x: tz.Tensor, y: object) -> tuple[float, float]:
-    """train_step under the op-level profiler; prints the table of the slowest ops."""
-    from tinyzoo.study.trace import trace
-
-    with trace() as tr:
-        result = train_step(model, optimizer, x, y)
-    print(tr.table())
-    return result
+    return loss, (logits.argmax(axis=1).data == y).mean()
 
 
 def run(name: str, model: nn.Module, images: Images, args: argparse.Namespace, device: str) -> float:
@@ -193,49 +189,46 @@ def run(name: str, model: nn.Module, images: Images, args: argparse.Namespace, d
     scheduler = optim.ExponentialLR(optimizer, gamma=args.lr_decay)  # lr = lr₀ · decay^epoch
     loader = DataLoader(TensorDataset(images.x_train, images.y_train), args.batch_size, shuffle=True,
                         seed=args.seed, device=device)  # fmt: skip
-    step = 0
+    training = TrainingRun(args, model, optimizer, total=args.epochs * len(loader), desc=name,
+                           log_every=args.log_every, scheduler=scheduler, loader=loader)  # fmt: skip
+    step = training.start
     if args.resume:
-        step = load_training(args.resume, model, optimizer, scheduler=scheduler, loader=loader)
         print(f"resumed {args.resume} at step {step} (epoch {loader.epoch}, batch {loader.state_dict()['position']})")
-    log = MetricsLog(args.log)
     print(f"{name}: {model.num_parameters():,} parameters; {images.name}, {len(images.x_train)} training and "
           f"{len(images.x_test)} test images; {len(loader)} steps per epoch on {device}")  # fmt: skip
     start = time.perf_counter()
     deadline = start + 60 * args.max_minutes if args.max_minutes and args.max_minutes > 0 else None
     test_accuracy, out_of_time = None, False
-    first_step, window = step, []  # window: (loss, accuracy) of the steps since the last log record
-    with ProgressBar(args.epochs * len(loader) - step, name) as bar:
+    with training:
         while loader.epoch < args.epochs and not out_of_time:
             epoch = loader.epoch
             for xb, yb in loader:
-                step_fn = traced_step if args.trace and step == first_step else train_step
-                window.append(step_fn(model, optimizer, tz.tensor(xb, device=device), yb))
                 step += 1
-                loss, accuracy = np.mean(window, axis=0)
-                bar.update(loss=float(loss), acc=float(accuracy))
+                with training.trace(step):
+                    loss, accuracy = train_step(model, optimizer, tz.tensor(xb, device=device), yb)
+                training.accumulate(loss=loss, acc=accuracy)
+                training.bar.update(1)
                 if step % args.log_every == 0:
-                    log.log(step, loss=loss, acc=accuracy)
-                    window = []
+                    training.log(step)
                 if deadline is not None and time.perf_counter() > deadline:
                     out_of_time = True
                     break
             if loader.epoch > epoch:  # the epoch ran to its end
                 scheduler.step()
                 test_accuracy = measure_test_accuracy(model, images, args, device)
-                log.log(step, test_acc=test_accuracy)
+                training.metrics_log.log(step, test_acc=test_accuracy)
                 print(f"\nepoch {loader.epoch}: test accuracy {test_accuracy:.2%}", flush=True)
     seconds = time.perf_counter() - start
 
-    if args.save:
-        save_training(args.save, model, optimizer, step=step, scheduler=scheduler, loader=loader)
+    training.save(step)
     if test_accuracy is None or out_of_time:  # stopped mid-epoch, or resumed a run that had finished
         test_accuracy = measure_test_accuracy(model, images, args, device)
-        log.log(step, test_acc=test_accuracy)
+        training.metrics_log.log(step, test_acc=test_accuracy)
     stopped = f" (stopped by --max-minutes {args.max_minutes:g})" if out_of_time else ""
     print(f"test accuracy {test_accuracy:.2%} on {len(images.x_test)} test images after {step} steps "
           f"({step / len(loader):.2f} epochs) in {seconds:.0f} s of training{stopped}")  # fmt: skip
     if args.plot:
-        plot_curves(log, args.plot, name, args.log_every)
+        plot_curves(training.metrics_log, args.plot, name, args.log_every)
     return test_accuracy
 
 
