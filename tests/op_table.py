@@ -19,6 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import tinyzoo as tz
+from tinyzoo.nn import functional as F
 from tinyzoo.testing import strategies as tzst
 
 
@@ -618,7 +619,8 @@ def _index_select(data: Any, dtype: np.dtype) -> Drawn:
     index = data.draw(tzst.index_arrays(length, data.draw(st.sampled_from(index_shapes))))
     ref = (lambda a: np.take(a, index.reshape(-1), axis)) if x.ndim else (lambda a: a.copy())
     return Drawn([x], lambda t: tz.index_select(t, axis, index), ref,
-                 lambda t, a: t.index_select(a, axis, t.from_numpy(index)))  # fmt: skip
+                 lambda t, a: a.index_select(axis, t.from_numpy(index)))  # fmt: skip  (the method: PyG replaces
+    # torch.index_select itself once imported, and mishandles 0-d inputs)
 
 
 @case("index_add")
@@ -695,3 +697,103 @@ def _astype(data: Any, dtype: np.dtype) -> Drawn:
     return Drawn([x], lambda t: tz.astype(t, target) * 1.0, lambda a: a.astype(target),
                  lambda t, a: a.to(getattr(t, np.dtype(target).name)), out_dtype=np.dtype(target),
                  smooth=target == np.float64)  # fmt: skip  (finite differences cannot see through float32)
+
+
+# ----- nn.functional ---------------------------------------------------------------------------------
+@case("F.linear", "functional")
+def _linear(data: Any, dtype: np.dtype) -> Drawn:
+    batch = data.draw(any_shape(max_dims=2))
+    n_in, n_out = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
+    x, w, b = arr(data, batch + (n_in,), dtype), arr(data, (n_out, n_in), dtype), arr(data, (n_out,), dtype)
+    return Drawn([x, w, b], F.linear, lambda a, c, d: a @ c.T + d, lambda t, a, c, d: t.nn.functional.linear(a, c, d))
+
+
+def _losses() -> None:
+    pointwise = {
+        "F.mse_loss": (F.mse_loss, lambda x, y: (x - y) ** 2, "mse_loss", {}),
+        "F.l1_loss": (F.l1_loss, lambda x, y: np.abs(x - y), "l1_loss", {"away": True}),
+        "F.huber_loss": (lambda x, y, **kw: F.huber_loss(x, y, delta=0.7, **kw),
+                         lambda x, y: np.where(np.abs(x - y) < 0.7, 0.5 * (x - y) ** 2, 0.7 * (np.abs(x - y) - 0.35)),
+                         "huber_loss", {"away": True}),
+    }  # fmt: skip
+    for name, (fn, per_element, torch_name, options) in pointwise.items():
+        _loss_case(name, fn, per_element, torch_name, options)
+
+
+def _loss_case(name: str, fn: Callable, per_element: Callable, torch_name: str, options: dict) -> None:
+    @case(name, "functional")
+    def draw(data: Any, dtype: np.dtype) -> Drawn:
+        shape = data.draw(any_shape(min_side=1))
+        x, y = arr(data, shape, dtype), arr(data, shape, dtype)
+        reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+        reduce = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction]
+        smooth = not options.get("away") or not np.any(np.abs(np.abs(x - y) - (0.7 if "huber" in name else 0)) < 1e-3)
+        torch_kwargs = {"delta": 0.7} if "huber" in name else {}
+        return Drawn([x, y], lambda a, b: fn(a, b, reduction=reduction),
+                     lambda a, b: np.asarray(reduce(per_element(a, b))).astype(a.dtype),
+                     lambda t, a, b: getattr(t.nn.functional, torch_name)(a, b, reduction=reduction, **torch_kwargs),
+                     smooth=smooth)  # fmt: skip
+
+
+_losses()
+
+
+@case("F.cross_entropy", "functional")
+def _cross_entropy(data: Any, dtype: np.dtype) -> Drawn:
+    n, classes = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    extra = data.draw(st.sampled_from([(), (2,)]))
+    logits = arr(data, (n, classes) + extra, dtype)
+    labels = data.draw(tzst.index_arrays(classes, (n,) + extra))
+    smoothing = data.draw(st.sampled_from([0.0, 0.1]))
+    reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+
+    def ref(z: np.ndarray) -> np.ndarray:
+        log_p = z - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)) - z.max(1, keepdims=True)
+        picked = -np.take_along_axis(log_p, labels[:, None], 1)[:, 0]
+        loss = (1 - smoothing) * picked - smoothing / classes * log_p.sum(1)
+        return {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](loss).astype(z.dtype)
+
+    return Drawn([logits], lambda z: F.cross_entropy(z, labels, reduction=reduction, label_smoothing=smoothing), ref,
+                 lambda t, z: t.nn.functional.cross_entropy(z, t.from_numpy(labels), reduction=reduction,
+                                                            label_smoothing=smoothing))  # fmt: skip
+
+
+@case("F.binary_cross_entropy_with_logits", "functional")
+def _bce_logits(data: Any, dtype: np.dtype) -> Drawn:
+    shape = data.draw(any_shape(min_side=1))
+    x, y = arr(data, shape, dtype), arr(data, shape, dtype, low=0.0, high=1.0)
+    return Drawn([x, y], F.binary_cross_entropy_with_logits,
+                 lambda a, b: np.mean(np.logaddexp(0, a) - b * a).astype(a.dtype),
+                 lambda t, a, b: t.nn.functional.binary_cross_entropy_with_logits(a, b))  # fmt: skip
+
+
+@case("F.kl_div", "functional")
+def _kl_div(data: Any, dtype: np.dtype) -> Drawn:
+    shape = data.draw(any_shape(min_dims=1, min_side=1))
+    x, y = arr(data, shape, dtype), arr(data, shape, dtype, low=0.05, high=1.0)
+    return Drawn([x, y], lambda a, b: F.kl_div(a, b, reduction="batchmean"),
+                 lambda a, b: (np.sum(b * (np.log(b) - a)) / a.shape[0]).astype(a.dtype),
+                 lambda t, a, b: t.nn.functional.kl_div(a, b, reduction="batchmean"))  # fmt: skip
+
+
+@case("F.layer_norm", "functional")
+def _layer_norm(data: Any, dtype: np.dtype) -> Drawn:
+    shape = data.draw(any_shape(min_dims=1, min_side=2))
+    normalized = shape[-1:]
+    x, w, b = arr(data, shape, dtype, distinct=True), arr(data, normalized, dtype), arr(data, normalized, dtype)
+
+    def ref(a: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+        mean, var = a.mean(-1, keepdims=True), a.var(-1, keepdims=True)
+        return ((a - mean) / np.sqrt(var + 1e-5) * c + d).astype(a.dtype)
+
+    return Drawn([x, w, b], lambda a, c, d: F.layer_norm(a, normalized, c, d), ref,
+                 lambda t, a, c, d: t.nn.functional.layer_norm(a, normalized, c, d))  # fmt: skip
+
+
+@case("F.softmax_dtype_int", "functional")
+def _softmax_of_ints(data: Any, dtype: np.dtype) -> Drawn:
+    """An integer tensor through a float op gives the default float dtype (float32), as in PyTorch."""
+    ints = data.draw(tzst.index_arrays(5, data.draw(any_shape(min_dims=1))))
+    return Drawn([], lambda: tz.softmax(tz.tensor(ints), -1), lambda: _np_softmax(ints.astype(np.float32), -1),
+                 lambda t: t.softmax(t.from_numpy(ints).float(), -1), out_dtype=np.dtype(np.float32),
+                 differentiable=False)  # fmt: skip

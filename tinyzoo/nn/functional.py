@@ -12,6 +12,7 @@ Convolutions and pooling live in `tinyzoo.nn.conv` and are re-exported here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -153,7 +154,8 @@ def linear(input: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ShapeError(f"linear: bias has shape {bias.shape}, expected ({n_out},) for weight {weight.shape}")
     # Leading axes are folded into rows first: NumPy's batched matmul of [B, T, in] by a 2-D matrix
     # is about 10x slower than one [B·T, in] matrix product.
-    out = x.data.reshape(-1, n_in) @ weight.data.T
+    rows = math.prod(x.shape[:-1])  # (spelled out, not -1: an empty axis makes -1 ambiguous)
+    out = x.data.reshape(rows, n_in) @ weight.data.T
     if bias is not None:
         out += bias.data
     if x.ndim != 2:
@@ -162,10 +164,10 @@ def linear(input: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     inputs = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        rows = ops.reshape(g, (-1, n_out))
-        grad_x = ops.reshape(ops.matmul(rows, weight), x.shape) if x.requires_grad else None
-        grad_w = ops.matmul(ops.transpose(rows), ops.reshape(x, (-1, n_in))) if weight.requires_grad else None
-        grad_b = ops.sum(rows, 0) if bias is not None and bias.requires_grad else None
+        g_rows = ops.reshape(g, (rows, n_out))
+        grad_x = ops.reshape(ops.matmul(g_rows, weight), x.shape) if x.requires_grad else None
+        grad_w = ops.matmul(ops.transpose(g_rows), ops.reshape(x, (rows, n_in))) if weight.requires_grad else None
+        grad_b = ops.sum(g_rows, 0) if bias is not None and bias.requires_grad else None
         grads = (grad_x, grad_w, grad_b)
         return tuple(None if grad is None else ops.astype(grad, t.dtype) for grad, t in zip(grads, inputs))
 
