@@ -202,20 +202,21 @@ def capsnet():
 
 
 def transformer():
-    from tinyzoo.models.transformer import Transformer, seq2seq_batch, sequence_loss
+    from tinyzoo.models.transformer import BOS, EOS, PAD, Transformer, seq2seq_batch, sequence_loss
 
-    model = Transformer(8, 8, d_model=8, num_heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1).to(DEV)
+    model = Transformer(8, 8, d_model=8, num_heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
+                        pad_id=PAD, bos_id=BOS, eos_id=EOS).to(DEV)  # fmt: skip
     src, tgt_in, tgt_out = (on_device(a) for a in seq2seq_batch("reverse", 3, 5, 5, RNG))
-    return model, lambda: sequence_loss(model(src, tgt_in), tgt_out)
+    return model, lambda: sequence_loss(model(src, tgt_in), tgt_out, PAD)
 
 
 def t5_transformer():
-    from tinyzoo.models.transformer import Transformer, seq2seq_batch, sequence_loss
+    from tinyzoo.models.transformer import BOS, EOS, PAD, Transformer, seq2seq_batch, sequence_loss
 
     model = Transformer(8, 8, d_model=8, num_heads=2, d_ff=16, num_encoder_layers=1, num_decoder_layers=1,
-                        position="t5", num_buckets=4, max_distance=8).to(DEV)
+                        position="t5", num_buckets=4, max_distance=8, pad_id=PAD, bos_id=BOS, eos_id=EOS).to(DEV)
     src, tgt_in, tgt_out = (on_device(a) for a in seq2seq_batch("reverse", 3, 5, 5, RNG))
-    return model, lambda: sequence_loss(model(src, tgt_in), tgt_out)
+    return model, lambda: sequence_loss(model(src, tgt_in), tgt_out, PAD)
 
 
 def gpt():

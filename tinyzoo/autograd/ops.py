@@ -211,7 +211,7 @@ def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
 def _promoted(a: Tensor, b: Tensor) -> tuple[Any, Any]:
     """The two operands' arrays in the dtype PyTorch's promotion gives their result (see tinyzoo.dtypes)."""
     x, y = a._data, b._data
-    if x.dtype == y.dtype:
+    if x.dtype is y.dtype or x.dtype == y.dtype:  # (`is` first: NumPy's builtin dtypes are singletons)
         return x, y
     dtype = dtypes.result_type((x.dtype, x.ndim), (y.dtype, y.ndim))
     return x.astype(dtype, copy=False), y.astype(dtype, copy=False)
@@ -220,8 +220,9 @@ def _promoted(a: Tensor, b: Tensor) -> tuple[Any, Any]:
 def _binary(op: str, a: Any, b: Any, compute: Callable[[Any, Any], Any]) -> tuple[Tensor, Tensor, Any]:
     """The frame every binary op shares: operands on one device, promoted, `compute` run, shape errors named."""
     a, b = _pair(op, a, b)
+    x, y = a._data, b._data
     try:
-        return a, b, compute(*_promoted(a, b))
+        return a, b, compute(x, y) if x.dtype is y.dtype else compute(*_promoted(a, b))
     except ValueError:
         raise _broadcast_error(op, a, b) from None
 
@@ -275,7 +276,11 @@ def _one_axis(axis: int, ndim: int, op: str) -> int | None:
 
 
 def _grad_to(grad: Tensor, x: Tensor) -> Tensor | None:
-    """The gradient for input x: None if x needs none, else `grad` summed back to x's shape and dtype."""
+    """The gradient for input x: None if x needs none, else `grad` summed back to x's shape and dtype.
+
+    The one guard of the backward rules: a gradient that costs an op is built only for an input that needs
+    it, `(_grad_to(g * b, a) if a.requires_grad else None)`; one that is `g` itself goes straight here.
+    """
     if not x.requires_grad:
         return None
     array, target = grad._data, x._data  # (the arrays' own attributes: this runs for every input of every op)
@@ -284,11 +289,6 @@ def _grad_to(grad: Tensor, x: Tensor) -> Tensor | None:
     if array.dtype != target.dtype:
         grad = astype(grad, target.dtype)
     return grad
-
-
-def _grad_for(x: Tensor, make: Callable[[], Tensor]) -> Tensor | None:
-    """The one guard of the backward rules: build x's gradient only when x needs one, then fit it to x."""
-    return _grad_to(make(), x) if x.requires_grad else None
 
 
 def sum_to_shape(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -309,7 +309,8 @@ def _expand_reduced(grad: Tensor, shape: tuple[int, ...], axes: tuple[int, ...],
 def _float_input(op: str, x: Any) -> Tensor:
     """x as a Tensor for an op defined on real numbers: integer and bool tensors become the default
     float dtype first (float32), as PyTorch's exp(int_tensor) does."""
-    x = as_tensor(x, op=op)
+    if not isinstance(x, Tensor):
+        x = as_tensor(x, op=op)
     if x._data.dtype.kind in "biu":
         return wrap(x._data.astype(dtypes.DEFAULT_FLOAT))
     return x
@@ -341,13 +342,17 @@ def sub(a: Any, b: Any, *, alpha: float = 1) -> Tensor:
     if alpha != 1:
         return sub(a, mul(b, alpha))
     a, b, out = _binary("sub", a, b, operator.sub)
-    return record_op("sub", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_for(b, lambda: -g)))
+    return record_op("sub", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_to(-g, b) if b.requires_grad else None))
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b, broadcasting."""
     a, b, out = _binary("mul", a, b, operator.mul)
-    return record_op("mul", out, (a, b), lambda g, _: (_grad_for(a, lambda: g * b), _grad_for(b, lambda: g * a)))
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        return (_grad_to(g * b, a) if a.requires_grad else None, _grad_to(g * a, b) if b.requires_grad else None)
+
+    return record_op("mul", out, (a, b), backward)
 
 
 def div(a: Any, b: Any) -> Tensor:
@@ -358,7 +363,10 @@ def div(a: Any, b: Any) -> Tensor:
     a, b, out = _binary("div", a, b, operator.truediv)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        return _grad_for(a, lambda: g / b), _grad_for(b, lambda: -g * out / b)
+        return (
+            _grad_to(g / b, a) if a.requires_grad else None,
+            _grad_to(-g * out / b, b) if b.requires_grad else None,
+        )
 
     return record_op("div", out, (a, b), backward)
 
@@ -368,7 +376,10 @@ def pow(a: Any, b: Any) -> Tensor:
     a, b, out = _binary("pow", a, b, operator.pow)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        return _grad_for(a, lambda: g * b * a ** (b - 1)), _grad_for(b, lambda: g * out * log(a))
+        return (
+            _grad_to(g * b * a ** (b - 1), a) if a.requires_grad else None,
+            _grad_to(g * out * log(a), b) if b.requires_grad else None,
+        )
 
     return record_op("pow", out, (a, b), backward)
 
@@ -388,7 +399,14 @@ def minimum(a: Any, b: Any) -> Tensor:
 def _select_backward(a: Tensor, b: Tensor, a_wins: Any):
     """Backward of an op that picks a where `a_wins`, else b (maximum, minimum, where)."""
     take_a, take_b = _constant(a_wins), _constant(~a_wins)
-    return lambda g, _: (_grad_for(a, lambda: g * take_a), _grad_for(b, lambda: g * take_b))
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        return (
+            _grad_to(g * take_a, a) if a.requires_grad else None,
+            _grad_to(g * take_b, b) if b.requires_grad else None,
+        )
+
+    return backward
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -1327,7 +1345,7 @@ def scatter_add(x: Any, axis: int, index: Any, src: Any, *, dim: int | None = No
     unused = [(0, n - m) for n, m in zip(src.shape, index.shape)]
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return _grad_to(g, x), _grad_for(src, lambda: pad(gather(g, axis, index), unused))
+        return _grad_to(g, x), _grad_to(pad(gather(g, axis, index), unused), src) if src.requires_grad else None
 
     return record_op("scatter_add", out, (x, src), backward)
 
@@ -1366,12 +1384,11 @@ def index_add(x: Any, axis: int, index: Any, source: Any, *, dim: int | None = N
         raise ShapeError(f"index_add: source has shape {source.shape}, expected {expected} for index {index.shape}")
     out = x._data.copy()
     _scatter_add_arrays(out, (slice(None),) * axis + (index,), source._data.astype(out.dtype, copy=False))
-    return record_op(
-        "index_add",
-        out,
-        (x, source),
-        lambda g, _: (_grad_to(g, x), _grad_for(source, lambda: index_select(g, axis, index))),
-    )
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        return _grad_to(g, x), _grad_to(index_select(g, axis, index), source) if source.requires_grad else None
+
+    return record_op("index_add", out, (x, source), backward)
 
 
 # =================================================================================================
@@ -1398,7 +1415,10 @@ def matmul(a: Any, b: Any) -> Tensor:
     a, b, out = _binary("matmul (batch axes)", a, b, operator.matmul)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return _grad_for(a, lambda: g @ swapaxes(b, -1, -2)), _grad_for(b, lambda: swapaxes(a, -1, -2) @ g)
+        return (
+            _grad_to(g @ swapaxes(b, -1, -2), a) if a.requires_grad else None,
+            _grad_to(swapaxes(a, -1, -2) @ g, b) if b.requires_grad else None,
+        )
 
     return record_op("matmul", out, (a, b), backward)
 
@@ -1589,7 +1609,10 @@ def index_put(x: Any, index: Any, values: Any) -> Tensor:
                          f"of shape {x._data[array_index].shape}") from None  # fmt: skip
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return _grad_for(x, lambda: index_put(g, index, 0.0)), _grad_for(values, lambda: g[index])
+        return (
+            _grad_to(index_put(g, index, 0.0), x) if x.requires_grad else None,
+            _grad_to(g[index], values) if values.requires_grad else None,
+        )
 
     return record_op("index_put", out, (x, values), backward)
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tinyzoo import backend, dtypes
-from tinyzoo.errors import AnomalyError, DeviceError, DTypeError, GraphError, IndexRangeError
+from tinyzoo.errors import AnomalyError, DTypeError, GraphError, IndexRangeError
 
 BackwardFn = Callable[["Tensor", "Tensor"], tuple]
 
@@ -137,7 +137,8 @@ class Tensor:
     __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__, not NumPy's broadcasting
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
-        self._data = as_array(data)
+        is_array = type(data) is np.ndarray and data.dtype.kind in "biuf"  # (the common case, checked cheaply)
+        self._data = data if is_array else as_array(data)
         self._version = 0
         self.grad: Tensor | None = None
         self._node: Node | None = None
@@ -166,12 +167,7 @@ class Tensor:
             value = backend.to_device(np.asarray(value, dtype=self._data.dtype), backend.device_of(self._data))
         if not (isinstance(value, np.ndarray) or _is_cupy(value)):
             raise DTypeError(f"tensor.data = ...: assign a NumPy or CuPy array, got {type(value).__name__}")
-        if backend.device_of(value) != backend.device_of(self._data):
-            raise DeviceError(
-                f"tensor.data = ...: the new array is on {backend.device_of(value)} but the tensor is on "
-                f"{backend.device_of(self._data)}; move it with backend.to_device first"
-            )
-        self._data = as_array(value)
+        self._data = as_array(value)  # (another device is fine: `p.data = p.data.cuda()` moves a parameter)
         self.bump_version()
 
     def bump_version(self) -> None:
@@ -183,7 +179,10 @@ class Tensor:
         MODE.last_inplace = stamp
         root = _memory_owner(self._data)
         key = id(root)
-        _ARRAY_VERSIONS[key] = (weakref.ref(root, lambda _: _ARRAY_VERSIONS.pop(key, None)), stamp)
+        try:
+            _ARRAY_VERSIONS[key] = (weakref.ref(root, lambda _: _ARRAY_VERSIONS.pop(key, None)), stamp)
+        except TypeError:  # an array type without weak references: the tensor's own version still holds
+            pass
 
     def changed_since(self, sequence: int) -> bool:
         """True when this tensor, or memory it shares, was changed in place after op number `sequence`."""

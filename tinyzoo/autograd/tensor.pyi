@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 import numpy as np
 from tinyzoo import backend, dtypes
-from tinyzoo.errors import AnomalyError, DeviceError, DTypeError, GraphError, IndexRangeError
+from tinyzoo.errors import AnomalyError, DTypeError, GraphError, IndexRangeError
 
 class _Mode:
     __slots__ = ('anomaly', 'grad_enabled', 'last_inplace', 'observers')

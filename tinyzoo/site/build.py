@@ -273,6 +273,7 @@ class Site:
 
     def demo_views(self, module: str) -> str:
         """The explain table and the tape of one forward and backward pass on the model's demo input."""
+        from tinyzoo.errors import GraphError
         from tinyzoo.study import draw_graph, explain, record_modules
 
         loaded = importlib.import_module(module)
@@ -296,7 +297,10 @@ class Site:
                                 "output needs a gradient), so there is no tape to draw.</p>")  # fmt: skip
         loss = sum((t.mean() for t in outputs[1:]), outputs[0].mean())
         tape = self.out / "tapes" / f"{module}.svg"
-        draw_graph(loss, tape, model=model, collapse_modules=_boxes(model), use_dot=False)
+        try:
+            draw_graph(loss, tape, model=model, collapse_modules=_boxes(model), use_dot=False)
+        except GraphError:  # a forward that calls its sub-modules' methods, not the modules (the DBN): op by op
+            draw_graph(loss, tape, model=model, use_dot=False)
         loss.backward()
         with_grad = sum(p.grad is not None for p in model.parameters())
         return explained + (
