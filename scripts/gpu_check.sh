@@ -31,6 +31,8 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run one step, keep its output, never
 step install 120 python -m pip install --no-deps -e .
 step info 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv && python -m tinyzoo info"
 step tests 420 python -m pytest -q -x -m "not slow and not data" -p no:cacheprovider
+# NCCL data parallelism (issue 20): 2 ranks, one GPU each (needs mpi4py + mpich, and 2 GPUs; skips otherwise)
+step nccl 180 python -m pytest -q -rs -m gpu tests/test_distributed.py -p no:cacheprovider
 step ponder 300 python examples/ponder_parity.py --device gpu
 step gat 240 python examples/gat_cora.py --device gpu --model gat --seeds 3
 step capsnet 420 python examples/capsnet_mnist.py --device gpu --paper --epochs 1

@@ -3,6 +3,7 @@
     mpiexec -n 2 python tests/distributed_worker.py equivalence OUT_DIR   # each rank writes OUT_DIR/rank{r}.npz
     mpiexec -n 2 python tests/distributed_worker.py resume OUT_DIR
     mpiexec -n 2 python tests/distributed_worker.py fault OUT_DIR         # rank 1 raises at its third step
+    mpiexec -n 2 python tests/distributed_worker.py equivalence-gpu OUT_DIR   # NCCL: rank r on cuda:r
 
 Every case trains in float64 on fixed random data; a 2-rank run uses per-rank batch B/2 and a sharded loader,
 its reference one process with batch B (or, for BatchNorm, B/2-sized micro-batches with gradient accumulation).
@@ -53,10 +54,10 @@ def data(model: str) -> TensorDataset:
     return TensorDataset(x, gen.integers(0, 3, SAMPLES))
 
 
-def build(model: str, opt: str) -> tuple[nn.Module, optim.Optimizer]:
+def build(model: str, opt: str, device: str = "cpu") -> tuple[nn.Module, optim.Optimizer]:
     """The model in float64 from seed 0 (perturbed off rank 0, to show broadcast_parameters) and its optimizer."""
     tz.manual_seed(0)
-    net = MODELS[model]().double()
+    net = MODELS[model]().double().to(device)
     if distributed.rank() != 0:
         for p in net.parameters():
             p.data += 1.0
@@ -67,17 +68,18 @@ def build(model: str, opt: str) -> tuple[nn.Module, optim.Optimizer]:
 def step(net: nn.Module, optimizer: optim.Optimizer | distributed.DistributedOptimizer, xb: np.ndarray,
          yb: np.ndarray, scale: float = 1.0, update: bool = True) -> None:  # fmt: skip
     """Forward, backward (gradients accumulate) and, when `update`, the optimizer step and zero_grad."""
-    (F.cross_entropy(net(tz.tensor(xb)), yb) * scale).backward()
+    (F.cross_entropy(net(tz.Tensor(xb)), yb) * scale).backward()
     if update:
         optimizer.step()
         optimizer.zero_grad()
 
 
-def train(model: str, opt: str, steps: int = STEPS) -> nn.Module:
+def train(model: str, opt: str, steps: int = STEPS, device: str = "cpu") -> nn.Module:
     """`steps` steps on this process's shard with per-rank batch GLOBAL_BATCH / world size (all of it on 1 rank)."""
-    net, optimizer = build(model, opt)
+    net, optimizer = build(model, opt, device)
     ranks = distributed.world_size()
-    loader = DataLoader(data(model), GLOBAL_BATCH // ranks, shuffle=True, seed=1, shard=distributed.world().shard)
+    loader = DataLoader(data(model), GLOBAL_BATCH // ranks, shuffle=True, seed=1, shard=distributed.world().shard,
+                        device=device)  # fmt: skip
     optimizer = distributed.DistributedOptimizer(optimizer)
     for xb, yb in islice(_forever(loader), steps):
         step(net, optimizer, xb, yb)
@@ -111,16 +113,22 @@ def _forever(loader: DataLoader):
         yield from loader
 
 
-def run_equivalence(out: Path) -> None:
+def run_equivalence(out: Path, device: str = "cpu") -> None:
     """Train every case on this rank; write rank{r}.npz with '<model>-<opt>/<name>' arrays (and averaged buffers)."""
     arrays = {}
     for model, opt in CASES:
-        net = train(model, opt)
-        arrays.update({f"{model}-{opt}/{k}": np.array(v) for k, v in net.state_dict().items()})
+        net = train(model, opt, device=device)
+        arrays.update({f"{model}-{opt}/{k}": tz.backend.to_host(v) for k, v in net.state_dict().items()})
         if model == "bn":
             distributed.average_buffers(net)
             averaged = _buffers_of(net.state_dict())
-            arrays.update({f"{model}-{opt}/averaged/{k}": np.array(v) for k, v in averaged.items()})
+            arrays.update({f"{model}-{opt}/averaged/{k}": tz.backend.to_host(v) for k, v in averaged.items()})
+        if device != "cpu":  # one more backward: its gradient all-reduce on the GPU copies nothing to the host
+            xb, yb = next(iter(DataLoader(data(model), 4, device=device)))
+            F.cross_entropy(net(tz.Tensor(xb)), yb).backward()
+            before = tz.backend.host_transfers()
+            distributed.all_reduce_gradients(net)
+            arrays[f"{model}-{opt}/host_transfers"] = np.array(tz.backend.host_transfers() - before)
     np.savez(out / f"rank{distributed.rank()}.npz", **arrays)
 
 
@@ -166,4 +174,7 @@ def run_fault(out: Path) -> None:
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], Path(sys.argv[2])
     distributed.init(True)
-    {"equivalence": run_equivalence, "resume": run_resume, "fault": run_fault}[scenario](out_dir)
+    if scenario == "equivalence-gpu":
+        run_equivalence(out_dir, device=distributed.local_device("gpu"))
+    else:
+        {"equivalence": run_equivalence, "resume": run_resume, "fault": run_fault}[scenario](out_dir)

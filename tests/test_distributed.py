@@ -149,14 +149,19 @@ def two_rank_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, np.
     """Every equivalence case trained once on 2 ranks (one mpiexec start for all of them)."""
     if MPIEXEC is None or importlib.util.find_spec("mpi4py") is None:
         pytest.skip(f"needs mpi4py and mpiexec; {distributed.MPI_INSTALL_HINT}")
-    out = tmp_path_factory.mktemp("equivalence")
-    result = run_ranks("equivalence", out)
+    return _two_rank_arrays("equivalence", tmp_path_factory.mktemp("equivalence"))
+
+
+def _two_rank_arrays(scenario: str, out: Path) -> list[dict[str, np.ndarray]]:
+    """Run an equivalence scenario on 2 ranks and load what each rank wrote."""
+    result = run_ranks(scenario, out)
     assert result.returncode == 0, result.stderr
     return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
 
 
 def _case(arrays: dict[str, np.ndarray], case: str) -> dict[str, np.ndarray]:
-    return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(case + "/") and "/averaged/" not in k}
+    return {k.split("/", 1)[1]: v for k, v in arrays.items()
+            if k.startswith(case + "/") and "/averaged/" not in k and not k.endswith("/host_transfers")}
 
 
 @needs_mpi
@@ -217,3 +222,28 @@ def test_a_rank_that_raises_ends_the_job_with_an_error_naming_it(tmp_path: Path)
     assert result.returncode != 0
     assert "rank 1 fails on purpose" in result.stderr and "rank 1 of 2" in result.stderr
     assert not list(tmp_path.glob("finished*"))  # rank 0 did not run its 1000 steps alone
+
+
+def _gpu_count() -> int:
+    """CUDA devices CuPy sees (0 without CuPy)."""
+    if not tz.backend.gpu_available():
+        return 0
+    return tz.backend.array_module("cuda:0").cuda.runtime.getDeviceCount()
+
+
+@pytest.mark.gpu
+@needs_mpi
+def test_nccl_two_ranks_equal_one_process_and_copy_nothing_to_the_host(tmp_path: Path) -> None:
+    if importlib.util.find_spec("cupy") is None or _gpu_count() < 2:
+        pytest.skip("NCCL on 2 ranks needs CuPy and 2 GPUs (NCCL refuses two ranks on one GPU)")
+    gpu_run = _two_rank_arrays("equivalence-gpu", tmp_path)
+    for model, opt in worker.CASES:
+        case = f"{model}-{opt}"
+        references = (worker.train_accumulated(model, opt, ranks=2) if model == "bn"
+                      else [worker.train(model, opt).state_dict()] * 2)  # fmt: skip
+        for rank in (0, 1):
+            assert int(gpu_run[rank][f"{case}/host_transfers"]) == 0
+            trained = _case(gpu_run[rank], case)
+            for name, value in references[rank].items():
+                np.testing.assert_allclose(trained[name], np.asarray(value), rtol=0, atol=1e-10,
+                                           err_msg=f"NCCL rank {rank} {case} {name}")  # fmt: skip

@@ -150,6 +150,16 @@ def is_main() -> bool:
     return _state.world.rank == 0
 
 
+def local_device(device: str) -> str:
+    """The device this rank should use, made CuPy's current one: "gpu"/"cuda" become cuda:<local rank>."""
+    name = backend.normalize_device(device)
+    if name != "cpu" and str(device).strip().lower() in ("gpu", "cuda") and world_size() > 1:
+        name = f"cuda:{_state.world.local_rank}"  # one GPU per rank on each host
+    if name != "cpu":
+        backend.array_module(name).cuda.Device(int(name[5:])).use()
+    return name
+
+
 def barrier() -> None:
     """Wait until every rank gets here."""
     if _state.world.size > 1:
@@ -267,8 +277,10 @@ def _nccl_dtype(dtype: np.dtype) -> int:
     return codes[dtype.name]
 
 
-def _all_reduce_sum(flat: Any) -> None:
-    """Sum a flat buffer over the ranks in place: MPI_Allreduce for NumPy, ncclAllReduce (no host copy) for CuPy."""
+def all_reduce_sum(flat: Any) -> None:
+    """Sum a contiguous array over the ranks, in place: MPI_Allreduce (NumPy) or ncclAllReduce (CuPy, no host copy)."""
+    if world_size() == 1:
+        return
     if backend.xp_of(flat) is np:
         from mpi4py import MPI
 
@@ -277,10 +289,11 @@ def _all_reduce_sum(flat: Any) -> None:
     from cupy.cuda import nccl
 
     cupy = backend.xp_of(flat)
-    stream = cupy.cuda.get_current_stream().ptr
-    pointer = flat.data.ptr  # in place: NCCL allows send buffer == receive buffer
-    _nccl_communicator(flat.device.id).allReduce(pointer, pointer, flat.size, _nccl_dtype(flat.dtype),
-                                                 nccl.NCCL_SUM, stream)  # fmt: skip
+    with cupy.cuda.Device(flat.device.id):  # the array's GPU, whichever is current, and its current stream
+        stream = cupy.cuda.get_current_stream().ptr
+        pointer = flat.data.ptr  # in place: NCCL allows send buffer == receive buffer
+        _nccl_communicator(flat.device.id).allReduce(pointer, pointer, flat.size, _nccl_dtype(flat.dtype),
+                                                     nccl.NCCL_SUM, stream)  # fmt: skip
 
 
 def _broadcast(flat: Any, root: int) -> None:
@@ -289,8 +302,9 @@ def _broadcast(flat: Any, root: int) -> None:
         _state.comm.Bcast(flat, root=root)
         return
     cupy = backend.xp_of(flat)
-    stream = cupy.cuda.get_current_stream().ptr
-    _nccl_communicator(flat.device.id).bcast(flat.data.ptr, flat.size, _nccl_dtype(flat.dtype), root, stream)
+    with cupy.cuda.Device(flat.device.id):
+        stream = cupy.cuda.get_current_stream().ptr
+        _nccl_communicator(flat.device.id).bcast(flat.data.ptr, flat.size, _nccl_dtype(flat.dtype), root, stream)
 
 
 def _empty(device: str, shape: Any, dtype: Any) -> Any:
@@ -332,7 +346,7 @@ def all_reduce_gradients(model_or_params: Any, bucket_bytes: int = DEFAULT_BUCKE
                 missing.append(k)
             else:
                 values[slot.start:slot.stop] = grad.data.reshape(-1)
-        _all_reduce_sum(flat)
+        all_reduce_sum(flat)
         values /= world_size()
         seen = backend.to_host(counts[missing]) > 0 if missing else []  # read back only when a grad was missing
         has_grad = dict(zip(missing, seen))
@@ -387,7 +401,7 @@ def average_buffers(model: Any) -> None:
         flat = _empty(bucket.device, bucket.size, bucket.dtype)
         for slot in bucket.slots:
             flat[slot.start:slot.stop] = buffers[slot.index].data.reshape(-1)
-        _all_reduce_sum(flat)
+        all_reduce_sum(flat)
         flat /= world_size()
         for slot in bucket.slots:
             buffers[slot.index].data[...] = flat[slot.start:slot.stop].reshape(buffers[slot.index].shape)
