@@ -118,7 +118,7 @@ def run_equivalence(out: Path, device: str = "cpu") -> None:
     arrays = {}
     for model, opt in CASES:
         net = train(model, opt, device=device)
-        arrays.update({f"{model}-{opt}/{k}": tz.backend.to_host(v) for k, v in net.state_dict().items()})
+        arrays.update({f"{model}-{opt}/{k}": np.array(tz.backend.to_host(v)) for k, v in net.state_dict().items()})
         if model == "bn":
             distributed.average_buffers(net)
             averaged = _buffers_of(net.state_dict())
