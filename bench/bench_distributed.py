@@ -126,6 +126,7 @@ def run_torch(model: str, per_rank: int, steps: int) -> dict[str, Any]:
     result = _measure(size, step, steps, per_rank, barrier, all_reduce, all_reduce_model,
                       sum(p.numel() for p in net.parameters()))
     if size > 1:
+        dist.barrier()  # no rank tears gloo down while the other still talks to it
         dist.destroy_process_group()
     return result
 

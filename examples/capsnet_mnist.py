@@ -35,6 +35,7 @@ from tinyzoo.train import (
     MetricsLog,
     ProgressBar,
     check_device,
+    data_parallel,
     example_parser,
     load_training,
     run_main,
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--max-shift", type=int, default=2, help="random shift of training images, in pixels")
     parser.add_argument("--train-size", type=int, default=None, help="use the first N training images")
     parser.add_argument("--test-size", type=int, default=10_000, help="evaluate on the first N test images")
+    data_parallel.add_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -79,7 +81,7 @@ def evaluate(model: CapsNet, images: np.ndarray, labels: np.ndarray, device: str
 def main(argv: list[str] | None = None) -> int:
     """Train a CapsNet on MNIST and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     tz.manual_seed(args.seed)
     mnist = load_mnist()
     x_train, y_train = as_images(mnist.x_train[:args.train_size]), mnist.y_train[:args.train_size]
@@ -89,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     model = CapsNet(config).to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.ExponentialLR(optimizer, gamma=args.lr_decay)
-    loader = DataLoader(TensorDataset(x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, device=device)
+    loader = DataLoader(TensorDataset(x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, device=device,
+                        shard=data_parallel.shard())  # fmt: skip
     print(f"CapsNet{' (paper)' if args.paper else ''}: {model.num_parameters():,} parameters, "
           f"{config.num_primary} primary capsules; {len(x_train)} training images on {device}")  # fmt: skip
     step = 0
     if args.resume:
         step = load_training(args.resume, model, optimizer, scheduler=scheduler, loader=loader)
+    optimizer = data_parallel.prepare(model, optimizer)  # --distributed: the step averages gradients over ranks
     log = MetricsLog(args.log)
     first_step = step
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 import tinyzoo as tz
+import tinyzoo.train.data_parallel as data_parallel
 from tinyzoo import optim
 from tinyzoo.models.char_rnn import (
     CORES,
@@ -60,6 +61,7 @@ def add_flags(parser, hidden: int) -> None:
     parser.add_argument("--sample-length", type=int, default=300, help="characters to generate at the end")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--prompt", default="ROMEO:\n", help="text the sample starts from")
+    data_parallel.add_flag(parser)
 
 
 def parse_args(argv: list[str] | None):
@@ -130,6 +132,7 @@ def train_step(model: CharLM, optimizer, x: tz.Tensor, y: tz.Tensor, grad_clip: 
     loss = loss_nats(model, x, y)
     optimizer.zero_grad()
     loss.backward()
+    data_parallel.synchronize(optimizer)  # --distributed: clip the gradients averaged over the ranks
     optim.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.item()
@@ -140,11 +143,13 @@ def train(name: str, kind: str, hidden: int, corpus, args, device: str, several:
     model = build_model(kind, len(corpus.vocab), hidden, args).to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 10)
-    start_step, data_rng = 0, np.random.default_rng(args.seed)  # every model of a comparison sees the same batches
+    seed = data_parallel.rank_seed(args.seed)  # each rank its own windows (args.seed itself on one process)
+    start_step, data_rng = 0, np.random.default_rng(seed)  # every model of a comparison sees the same batches
     resume = per_model(args.resume, name, several)
     if resume:
         start_step = load_training(resume, model, optimizer, scheduler=scheduler)
-        data_rng = np.random.default_rng([args.seed, start_step])
+        data_rng = np.random.default_rng([seed, start_step])
+    optimizer = data_parallel.prepare(model, optimizer)  # --distributed: the step averages gradients over ranks
     val_x, val_y = fixed_windows(corpus.val, args.eval_windows, args.seq_len)
     log = MetricsLog(per_model(args.log, name, several))
     print(f"{name}: hidden {hidden}, {model.num_parameters():,} parameters")
@@ -220,7 +225,7 @@ def plot_runs(runs: list[Run], path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Train one character LM and report its validation bpc and a sample."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     corpus = load_corpus()
     run = train(args.model, args.model, args.hidden, corpus, args, device)
     report([run], corpus, args, device)

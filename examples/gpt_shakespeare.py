@@ -89,6 +89,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the character-LM hel
 import char_lm
 
 import tinyzoo as tz
+import tinyzoo.train.data_parallel as data_parallel
 from tinyzoo import nn, optim
 from tinyzoo.models.char_rnn import char_rnn, fixed_windows, loss_nats, random_windows, sample
 from tinyzoo.models.gpt import GPT, generate, lm_loss
@@ -120,6 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=10, help="GPT samples from the k most likely characters")
     parser.add_argument("--prompt", default="ROMEO:\n", help="text the samples start from")
+    data_parallel.add_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -138,6 +140,7 @@ class Learner:
         loss = self.loss(self.model, x, y)
         self.optimizer.zero_grad()
         loss.backward()
+        data_parallel.synchronize(self.optimizer)  # --distributed: clip the gradients averaged over the ranks
         optim.clip_grad_norm_(self.model.parameters(), grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -203,14 +206,17 @@ def sample_text(learner: Learner, corpus, args: argparse.Namespace, device: str)
 def main(argv: list[str] | None = None) -> int:
     """Train the GPT (and the matched LSTM) on the same batches; report validation bpc and samples."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     corpus = tz.data.load_tiny_shakespeare()
     learners = build_learners(len(corpus.vocab), args, device)
     gpt = learners[0]
-    start_step, data_rng = 0, np.random.default_rng(args.seed)
+    seed = data_parallel.rank_seed(args.seed)  # each rank its own windows (args.seed itself on one process)
+    start_step, data_rng = 0, np.random.default_rng(seed)
     if args.resume:
         start_step = load_training(args.resume, gpt.model, gpt.optimizer, **checkpoint_extras(learners))
-        data_rng = np.random.default_rng([args.seed, start_step])
+        data_rng = np.random.default_rng([seed, start_step])
+    for learner in learners:  # --distributed: each step averages gradients over the ranks
+        learner.optimizer = data_parallel.prepare(learner.model, learner.optimizer)
     gpt.log = MetricsLog(args.log)
     val_x, val_y = fixed_windows(corpus.val, args.eval_windows, args.seq_len)
     for learner in learners:

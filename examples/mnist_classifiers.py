@@ -36,7 +36,7 @@ from tinyzoo import nn, optim
 from tinyzoo.data import DataLoader, TensorDataset, load_cifar10, load_mnist
 from tinyzoo.errors import DataError
 from tinyzoo.nn import functional as F
-from tinyzoo.train import MetricsLog, ProgressBar, load_training, save_training
+from tinyzoo.train import MetricsLog, ProgressBar, data_parallel, load_training, save_training
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the training pixels
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per channel, over the training images
@@ -87,6 +87,7 @@ def add_flags(parser: argparse.ArgumentParser, batch_size: int = 128, lr: float 
         metavar="BATCHES",
         help="before each evaluation, re-estimate BatchNorm's statistics on this many training batches",
     )
+    data_parallel.add_flag(parser)
 
 
 def load_images(args: argparse.Namespace, pad_to: int | None = None) -> Images:
@@ -188,15 +189,17 @@ def traced_step(model: nn.Module, optimizer: optim.Optimizer, x: tz.Tensor, y: o
 
 def run(name: str, model: nn.Module, images: Images, args: argparse.Namespace, device: str) -> float:
     """Train `model` on `images` as the flags say; print, save, plot, and return the final test accuracy."""
+    device = data_parallel.setup(args, device)  # --distributed: this rank's device; only rank 0 prints and saves
     model.to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.ExponentialLR(optimizer, gamma=args.lr_decay)  # lr = lr₀ · decay^epoch
     loader = DataLoader(TensorDataset(images.x_train, images.y_train), args.batch_size, shuffle=True,
-                        seed=args.seed, device=device)  # fmt: skip
+                        seed=args.seed, device=device, shard=data_parallel.shard())  # fmt: skip
     step = 0
     if args.resume:
         step = load_training(args.resume, model, optimizer, scheduler=scheduler, loader=loader)
         print(f"resumed {args.resume} at step {step} (epoch {loader.epoch}, batch {loader.state_dict()['position']})")
+    optimizer = data_parallel.prepare(model, optimizer)  # --distributed: the step averages gradients over ranks
     log = MetricsLog(args.log)
     print(f"{name}: {model.num_parameters():,} parameters; {images.name}, {len(images.x_train)} training and "
           f"{len(images.x_test)} test images; {len(loader)} steps per epoch on {device}")  # fmt: skip

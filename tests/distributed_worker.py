@@ -4,6 +4,7 @@
     mpiexec -n 2 python tests/distributed_worker.py resume OUT_DIR
     mpiexec -n 2 python tests/distributed_worker.py fault OUT_DIR         # rank 1 raises at its third step
     mpiexec -n 2 python tests/distributed_worker.py equivalence-gpu OUT_DIR   # NCCL: rank r on cuda:r
+    mpiexec -n 2 python tests/distributed_worker.py char_lm OUT_DIR ARGS...   # the example, on a tiny corpus
 
 Every case trains in float64 on fixed random data; a 2-rank run uses per-rank batch B/2 and a sharded loader,
 its reference one process with batch B (or, for BatchNorm, B/2-sized micro-batches with gradient accumulation).
@@ -171,8 +172,21 @@ def run_fault(out: Path) -> None:
     (out / f"finished{distributed.rank()}").write_text("no abort happened")
 
 
+def run_char_lm(argv: list[str]) -> int:
+    """examples/char_lm.py's main on the tiny test corpus of tests/test_char_models.py (no data set needed)."""
+    from conftest import import_example
+    from test_char_models import tiny_corpus
+
+    from tinyzoo.train import run_main
+
+    tz.data.load_tiny_shakespeare = lambda *args, **kwargs: tiny_corpus()
+    return run_main(import_example("char_lm").main, argv)
+
+
 if __name__ == "__main__":
     scenario, out_dir = sys.argv[1], Path(sys.argv[2])
+    if scenario == "char_lm":
+        sys.exit(run_char_lm(sys.argv[3:]))
     distributed.init(True)
     if scenario == "equivalence-gpu":
         run_equivalence(out_dir, device=distributed.local_device("gpu"))

@@ -39,12 +39,13 @@ needs_mpi = pytest.mark.skipif(
 )
 
 
-def run_ranks(scenario: str, out: Path, ranks: int = 2, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_ranks(scenario: str, out: Path, ranks: int = 2, timeout: float = 60, args: tuple[str, ...] = ()
+              ) -> subprocess.CompletedProcess:  # fmt: skip
     """Run tests/distributed_worker.py SCENARIO on `ranks` MPI processes (one BLAS thread each)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "NUMBA_NUM_THREADS": "1"}  # fmt: skip
     command = [MPIEXEC, "-n", str(ranks), sys.executable, str(ROOT / "tests" / "distributed_worker.py"), scenario,
-               str(out)]  # fmt: skip
+               str(out), *args]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -222,6 +223,33 @@ def test_a_rank_that_raises_ends_the_job_with_an_error_naming_it(tmp_path: Path)
     assert result.returncode != 0
     assert "rank 1 fails on purpose" in result.stderr and "rank 1 of 2" in result.stderr
     assert not list(tmp_path.glob("finished*"))  # rank 0 did not run its 1000 steps alone
+
+
+@needs_mpi
+def test_char_lm_example_on_two_ranks_prints_and_saves_once_and_resumes_in_one_process(
+        tmp_path: Path, load_example, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from test_char_models import TINY_ARGS, tiny_corpus
+
+    checkpoint = tmp_path / "lm.npz"
+    result = run_ranks("char_lm", tmp_path, args=(*TINY_ARGS, "--distributed", "--save", str(checkpoint)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("val bpc") == 1 and "data parallel over 2 MPI rank(s)" in result.stdout
+    assert "per-rank batch 4, global batch 8" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["lm.npz"]  # rank 0 alone wrote it
+    monkeypatch.setattr("tinyzoo.data.load_tiny_shakespeare", lambda *a, **k: tiny_corpus())
+    example = load_example("char_lm")  # the 2-rank checkpoint goes on in one process
+    assert example.main([*TINY_ARGS[2:], "--steps", "6", "--resume", str(checkpoint)]) == 0
+
+
+def test_distributed_flag_without_mpi4py_says_what_to_install() -> None:
+    code = ("import sys, argparse; sys.modules['mpi4py'] = None\n"
+            "from tinyzoo.train import data_parallel, run_main\n"
+            "sys.exit(run_main(lambda argv: data_parallel.setup(argparse.Namespace(distributed=True), 'cpu')))")
+    env = {k: v for k, v in os.environ.items() if k not in distributed.LAUNCHER_VARIABLES}
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 2
+    assert 'pip install "tinyzoo[mpi]"' in done.stderr and "mpi4py" in done.stderr
 
 
 def _gpu_count() -> int:

@@ -55,16 +55,12 @@ import numpy as np
 
 from tinyzoo import backend, rng
 from tinyzoo.autograd.tensor import Tensor, enable_grad
-from tinyzoo.errors import TinyzooError
+from tinyzoo.errors import DistributedError
 
 MPI_INSTALL_HINT = 'install it with: pip install "tinyzoo[mpi]" (mpi4py and the mpich wheel, which brings mpiexec)'
 DEFAULT_BUCKET_BYTES = 25 << 20  # PyTorch DDP's default bucket size
 # Environment variables one of which every common MPI launcher sets (MPICH/Hydra, Open MPI, PMIx, Slurm's srun)
 LAUNCHER_VARIABLES = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
-
-
-class DistributedError(TinyzooError, RuntimeError):
-    """MPI or NCCL missing, or ranks that disagree (different models, a collective on unsupported data)."""
 
 
 class World(NamedTuple):
@@ -151,10 +147,10 @@ def is_main() -> bool:
 
 
 def local_device(device: str) -> str:
-    """The device this rank should use, made CuPy's current one: "gpu"/"cuda" become cuda:<local rank>."""
+    """This rank's device, made CuPy's current one: cuda:N becomes cuda:<N + local rank>, one GPU per rank per host."""
     name = backend.normalize_device(device)
-    if name != "cpu" and str(device).strip().lower() in ("gpu", "cuda") and world_size() > 1:
-        name = f"cuda:{_state.world.local_rank}"  # one GPU per rank on each host
+    if name != "cpu" and world_size() > 1:
+        name = f"cuda:{int(name[5:]) + _state.world.local_rank}"
     if name != "cpu":
         backend.array_module(name).cuda.Device(int(name[5:])).use()
     return name
@@ -168,9 +164,9 @@ def barrier() -> None:
 
 def abort(code: int = 1, message: str = "") -> None:
     """End every rank of the job now with exit status `code` (MPI_Abort); plain sys.exit in one process."""
-    if message:
-        sys.stderr.write(f"tinyzoo.distributed: rank {rank()} of {world_size()}: {message}\n")
-        sys.stderr.flush()
+    if message:  # on sys.__stderr__: a rank other than 0 may have silenced sys.stderr
+        sys.__stderr__.write(f"tinyzoo.distributed: rank {rank()} of {world_size()}: {message}\n")
+        sys.__stderr__.flush()
     if _state.world.size > 1:
         _state.comm.Abort(code)
     sys.exit(code)
@@ -184,7 +180,7 @@ def _abort_on_uncaught(kind: type, error: BaseException, tb: Any) -> None:
     global_except_hook handles the same case).
     """
     try:
-        traceback.print_exception(kind, error, tb)
+        traceback.print_exception(kind, error, tb, file=sys.__stderr__)
     finally:
         abort(1, f"uncaught {kind.__name__}: {error}; aborting all {world_size()} ranks (MPI_Abort)")
 
@@ -480,11 +476,19 @@ class DistributedOptimizer:
     """An optimizer whose step() first averages the gradients over the ranks (ChainerMN's multi-node optimizer).
 
     Everything else (param_groups, state, zero_grad, state_dict, load_state_dict) is the wrapped optimizer's.
-    Wrap after building learning-rate schedulers, which take the plain optimizer.
+    Wrap after building learning-rate schedulers, which take the plain optimizer. To clip the averaged
+    gradients, call `synchronize()` after backward, clip, then `step()` (which then reduces nothing again),
+    as with Horovod's DistributedOptimizer.
     """
 
     def __init__(self, optimizer: Any, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
         self.optimizer, self.bucket_bytes = optimizer, bucket_bytes
+        self._synchronized = False
+
+    def synchronize(self) -> None:
+        """Average the gradients of every parameter group over the ranks now (step() will not do it again)."""
+        all_reduce_gradients([p for group in self.optimizer.param_groups for p in group["params"]], self.bucket_bytes)
+        self._synchronized = True
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Run the closure if given (forward and backward), average the gradients over the ranks, then step."""
@@ -492,8 +496,10 @@ class DistributedOptimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        all_reduce_gradients([p for group in self.optimizer.param_groups for p in group["params"]], self.bucket_bytes)
+        if not self._synchronized or closure is not None:
+            self.synchronize()
         self.optimizer.step()
+        self._synchronized = False
         return loss
 
     def __getattr__(self, name: str) -> Any:

@@ -1,6 +1,7 @@
 """Training conveniences shared by the examples: progress bar, metrics log, checkpoints of a run, CLI flags,
 and a classifier fit/predict/accuracy loop on arrays."""
 
+from tinyzoo.train import data_parallel
 from tinyzoo.train.classify import accuracy, fit_classifier, predict
 from tinyzoo.train.cli import check_device, example_parser, run_main, trace_step
 from tinyzoo.train.metrics import MetricsLog
@@ -12,6 +13,7 @@ __all__ = [
     "ProgressBar",
     "accuracy",
     "check_device",
+    "data_parallel",
     "example_parser",
     "fit_classifier",
     "load_training",
