@@ -7,7 +7,8 @@ time of one all-reduce by size; tinyzoo over MPI against PyTorch DistributedData
 Weak scaling, as data parallelism is used: every rank keeps its batch (MLP 128, CNN 64), so 2 ranks take a
 global batch twice as large per step. The 1-rank figure is the plain single-process step (no MPI, no DDP);
 efficiency = samples/s on W ranks ÷ (W × samples/s of one process). Each rank's data are random but fixed.
-The worker prints one JSON line from rank 0: samples/s over the timed steps (the slowest rank's clock),
+The worker prints one JSON line from rank 0: samples/s over the timed steps (the slowest rank's clock), rank 0's
+process CPU ms per step (under load from other jobs it grows less than the wall time does),
 and at 2 ranks the median time of one all-reduce of float32 buffers of several sizes and of the model's
 gradients.
 """
@@ -139,13 +140,15 @@ def _measure(size: int, step: Any, steps: int, per_rank: int, barrier: Any, all_
     for _ in range(2):
         step()
     barrier()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
+    cpu = time.process_time() - cpu_start
     barrier()
     elapsed = time.perf_counter() - start
     result: dict[str, Any] = {"ranks": size, "samples_per_s": size * per_rank * steps / elapsed,
-                              "step_ms": 1e3 * elapsed / steps, "parameters": parameters}  # fmt: skip
+                              "step_ms": 1e3 * elapsed / steps, "cpu_ms_per_step": 1e3 * cpu / steps,
+                              "parameters": parameters}  # fmt: skip
     if size > 1:
         result["all_reduce_ms"] = {str(4 * n): _median_ms(all_reduce(n), 9) for n in ALL_REDUCE_SIZES}
         result["all_reduce_model_ms"] = _median_ms(all_reduce_model, 9)

@@ -182,7 +182,7 @@ def data_parallel_case(quick: bool) -> tuple[dict[str, Any], list[str]]:
            "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "MASTER_ADDR": "127.0.0.1"}  # fmt: skip
     runs: dict[str, list[dict]] = {}
     models = {"cnn": DATA_PARALLEL["cnn"]} if quick else DATA_PARALLEL
-    for _ in range(1 if quick else 3):
+    for _ in range(1 if quick else 5):
         for model, (per_rank, steps) in models.items():
             for ranks in (1, 2):
                 for peer in peers[:1] if quick else peers:  # --quick: tinyzoo's CNN only, a smoke test
@@ -201,6 +201,7 @@ def data_parallel_case(quick: bool) -> tuple[dict[str, Any], list[str]]:
         best = sorted(measured, key=lambda m: m["samples_per_s"])[len(measured) // 2]  # the median round
         entry = result.setdefault(model, {}).setdefault(peer, {"samples_per_s": {}})
         entry["samples_per_s"][ranks] = statistics.median(m["samples_per_s"] for m in measured)
+        entry.setdefault("cpu_ms_per_step", {})[ranks] = statistics.median(m["cpu_ms_per_step"] for m in measured)
         entry["rounds"] = entry.get("rounds", {}) | {ranks: [m["samples_per_s"] for m in measured]}
         if "all_reduce_ms" in best:
             entry["all_reduce_ms"], entry["all_reduce_model_ms"] = best["all_reduce_ms"], best["all_reduce_model_ms"]
@@ -227,8 +228,10 @@ def print_data_parallel(result: dict[str, Any]) -> list[dict]:
     for model, peers in result.items():
         for peer, e in peers.items():
             rate = e["samples_per_s"]
+            cpu = e["cpu_ms_per_step"]
             print(f"    {model:<4} {peer:<8} samples/s 1 process {rate['1']:8.0f}, 2 ranks {rate['2']:8.0f}: "
-                  f"{e['speedup']:.2f}× (efficiency {e['efficiency']:.0%})")  # fmt: skip
+                  f"{e['speedup']:.2f}× (efficiency {e['efficiency']:.0%}); CPU ms per step and rank "
+                  f"{cpu['1']:.1f} → {cpu['2']:.1f}")  # fmt: skip
     for peer, e in result.get("cnn", {}).items():
         sizes = ", ".join(f"{int(b) // 1024} KiB {ms:.3f}" for b, ms in e["all_reduce_ms"].items())
         print(f"    all-reduce of float32 buffers on 2 ranks, {peer}: {sizes} ms; CNN gradients "
