@@ -53,7 +53,7 @@ from tinyzoo.rng import manual_seed
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = {"nn", "optim", "data", "models", "kernels", "train", "plot", "testing", "study"}
+_LAZY_MODULES = {"nn", "optim", "data", "models", "kernels", "train", "plot", "testing", "study", "distributed"}
 _LAZY_FUNCTIONS = {"save": "tinyzoo.checkpoint", "load": "tinyzoo.checkpoint"}
 
 

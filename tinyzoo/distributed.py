@@ -83,7 +83,7 @@ class _State:
         self.comm: Any = None  # mpi4py's COMM_WORLD, None in a single process
         self.world = World(0, 1, 0)
         self.nccl: dict[int, Any] = {}  # CUDA device id -> cupy.cuda.nccl.NcclCommunicator
-        self.previous_excepthook: Any = None
+        self.abort_hook_installed = False
 
 
 _state = _State()
@@ -120,9 +120,8 @@ def init(enabled: bool | None = None, abort_on_error: bool = True) -> World:
     local = comm.Split_type(mpi.COMM_TYPE_SHARED)
     _state.comm, _state.world = comm, World(comm.Get_rank(), comm.Get_size(), local.Get_rank())
     local.Free()
-    if abort_on_error and comm.Get_size() > 1 and _state.previous_excepthook is None:
-        _state.previous_excepthook = sys.excepthook
-        sys.excepthook = _abort_on_uncaught
+    if abort_on_error and comm.Get_size() > 1 and not _state.abort_hook_installed:
+        sys.excepthook, _state.abort_hook_installed = _abort_on_uncaught, True
     return _state.world
 
 
