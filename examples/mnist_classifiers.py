@@ -10,7 +10,9 @@ file holds everything they share:
   mini-batches from a `DataLoader` shuffled by its own seeded generator, the test accuracy after
   every epoch, an optional wall-time budget (`--max-minutes`);
 - the training utilities: a progress bar with the running loss and accuracy, a metrics log
-  (`--log`), checkpoints (`--save`, `--resume`) and learning curves (`--plot`).
+  (`--log`), checkpoints (`--save`, `--resume`) and learning curves (`--plot`);
+- `mpiexec -n W python examples/mlp_mnist.py --distributed`: data parallel over W MPI ranks, each taking
+  --batch-size images a step (tinyzoo/train/data_parallel.py).
 
 A checkpoint holds the model, Adam's moment estimates, the learning-rate schedule, tinyzoo's RNG
 state (the dropout masks to come) and the DataLoader's state (epoch, batches taken, and its generator

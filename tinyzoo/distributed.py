@@ -125,6 +125,11 @@ def init(enabled: bool | None = None, abort_on_error: bool = True) -> World:
     return _state.world
 
 
+def is_initialized() -> bool:
+    """True once `init` has joined an MPI job."""
+    return _state.comm is not None
+
+
 def world() -> World:
     """This process's rank, world size and local rank (World(0, 1, 0) before `init` or without MPI)."""
     return _state.world

@@ -37,8 +37,9 @@ def setup(args: argparse.Namespace, device: str) -> str:
     """Join the MPI job when --distributed is given; quiet ranks other than 0; return this rank's device."""
     if not getattr(args, "distributed", False):
         return device
+    joined_before = distributed.is_initialized()  # a script training several models calls setup for each
     world = distributed.init(True)
-    if world.rank == 0:
+    if world.rank == 0 and not joined_before:
         batch = getattr(args, "batch_size", None)
         sizes = f"; per-rank batch {batch}, global batch {batch * world.size}" if batch else ""
         print(f"data parallel over {world.size} MPI rank(s){sizes}", flush=True)
