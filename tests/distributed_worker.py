@@ -46,6 +46,7 @@ MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn, "bn": bn_m
 OPTIMIZERS = {"sgd": lambda params: optim.SGD(params, lr=0.1, momentum=0.9),
               "adam": lambda params: optim.Adam(params, lr=0.01)}  # fmt: skip
 CASES = [(model, opt) for model in MODELS for opt in OPTIMIZERS]
+CLIPPED, CLIP = ("mlp", "sgd"), 0.05  # a case whose averaged gradients are clipped (a norm that clips every step)
 
 
 def data(model: str) -> TensorDataset:
@@ -67,15 +68,22 @@ def build(model: str, opt: str, device: str = "cpu") -> tuple[nn.Module, optim.O
 
 
 def step(net: nn.Module, optimizer: optim.Optimizer | distributed.DistributedOptimizer, xb: np.ndarray,
-         yb: np.ndarray, scale: float = 1.0, update: bool = True) -> None:  # fmt: skip
-    """Forward, backward (gradients accumulate) and, when `update`, the optimizer step and zero_grad."""
+         yb: np.ndarray, scale: float = 1.0, update: bool = True, clip: float | None = None) -> None:  # fmt: skip
+    """Forward, backward (gradients accumulate) and, when `update`, the optimizer step and zero_grad.
+
+    With `clip`, the gradients averaged over the ranks are clipped to that global norm before the step.
+    """
     (F.cross_entropy(net(tz.Tensor(xb)), yb) * scale).backward()
     if update:
+        if clip is not None:
+            if isinstance(optimizer, distributed.DistributedOptimizer):
+                optimizer.synchronize()
+            optim.clip_grad_norm_(net.parameters(), clip)
         optimizer.step()
         optimizer.zero_grad()
 
 
-def train(model: str, opt: str, steps: int = STEPS, device: str = "cpu") -> nn.Module:
+def train(model: str, opt: str, steps: int = STEPS, device: str = "cpu", clip: float | None = None) -> nn.Module:
     """`steps` steps on this process's shard with per-rank batch GLOBAL_BATCH / world size (all of it on 1 rank)."""
     net, optimizer = build(model, opt, device)
     ranks = distributed.world_size()
@@ -83,7 +91,7 @@ def train(model: str, opt: str, steps: int = STEPS, device: str = "cpu") -> nn.M
                         device=device)  # fmt: skip
     optimizer = distributed.DistributedOptimizer(optimizer)
     for xb, yb in islice(_forever(loader), steps):
-        step(net, optimizer, xb, yb)
+        step(net, optimizer, xb, yb, clip=clip)
     return net
 
 
@@ -130,6 +138,8 @@ def run_equivalence(out: Path, device: str = "cpu") -> None:
             before = tz.backend.host_transfers()
             distributed.all_reduce_gradients(net)
             arrays[f"{model}-{opt}/host_transfers"] = np.array(tz.backend.host_transfers() - before)
+    clipped = train(*CLIPPED, device=device, clip=CLIP).state_dict()  # clipping the averaged gradients
+    arrays.update({f"{'-'.join(CLIPPED)}-clip/{k}": np.array(tz.backend.to_host(v)) for k, v in clipped.items()})
     np.savez(out / f"rank{distributed.rank()}.npz", **arrays)
 
 

@@ -180,6 +180,17 @@ def test_two_ranks_with_half_batches_equal_one_process_with_the_whole_batch(two_
 
 
 @needs_mpi
+def test_clipping_the_synchronized_gradients_equals_clipping_the_whole_batch_gradient(two_rank_run) -> None:
+    reference = worker.train(*worker.CLIPPED, clip=worker.CLIP).state_dict()
+    unclipped = worker.train(*worker.CLIPPED).state_dict()
+    for rank in (0, 1):
+        trained = _case(two_rank_run[rank], "-".join(worker.CLIPPED) + "-clip")
+        for name, value in reference.items():
+            np.testing.assert_allclose(trained[name], value, rtol=0, atol=1e-10, err_msg=f"rank {rank} {name}")
+    assert max(np.abs(reference[k] - unclipped[k]).max() for k in reference) > 1e-3  # the clipping was active
+
+
+@needs_mpi
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_batchnorm_on_two_ranks_equals_accumulating_per_rank_micro_batches(two_rank_run, opt) -> None:
     per_rank = worker.train_accumulated("bn", opt, ranks=2)
