@@ -126,6 +126,12 @@ def test_sharded_loader_resumes_mid_epoch_on_the_same_order() -> None:
     single = DataLoader(data, 8, shuffle=True, seed=0)
     single.load_state_dict(states[0])
     assert [sorted(b[0].tolist()) for b in _take(single, 5)] == [sorted(a + b) for a, b in zip(*tail)]
+    # another global batch: batch 4 goes on at sample 24 exactly; batch 16 at its last boundary before it, 16
+    small, large = DataLoader(data, 4, shuffle=True, seed=0), DataLoader(data, 16, shuffle=True, seed=0)
+    for loader in (small, large):
+        loader.load_state_dict(states[0])
+    assert sorted(i for b in _take(small, 2) for i in b[0].tolist()) == sorted(tail[0][0] + tail[1][0])
+    assert large.state_dict()["position"] == 1 and set(tail[0][0] + tail[1][0]) < set(_take(large, 1)[0][0].tolist())
 
 
 def _take(loader: DataLoader, n: int) -> list[tuple]:
