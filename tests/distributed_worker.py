@@ -3,6 +3,7 @@
     mpiexec -n 2 python tests/distributed_worker.py equivalence OUT_DIR   # each rank writes OUT_DIR/rank{r}.npz
     mpiexec -n 2 python tests/distributed_worker.py resume OUT_DIR
     mpiexec -n 2 python tests/distributed_worker.py fault OUT_DIR         # rank 1 raises at its third step
+    mpiexec -n 2 python tests/distributed_worker.py die OUT_DIR           # rank 1 is killed there (SIGKILL)
     mpiexec -n 2 python tests/distributed_worker.py equivalence-gpu OUT_DIR   # NCCL: rank r on cuda:r
     mpiexec -n 2 python tests/distributed_worker.py char_lm OUT_DIR ARGS...   # the example, on a tiny corpus
 
@@ -12,6 +13,8 @@ its reference one process with batch B (or, for BatchNorm, B/2-sized micro-batch
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable
 from itertools import islice
@@ -170,13 +173,16 @@ def run_resume(out: Path) -> None:
         np.savez(out / f"{name}{distributed.rank()}.npz", **{k: np.array(v) for k, v in net.state_dict().items()})
 
 
-def run_fault(out: Path) -> None:
-    """Rank 1 raises at its third step; rank 0 goes on into the all-reduce, where only MPI_Abort can end it."""
+def run_fault(out: Path, die: bool = False) -> None:
+    """Rank 1 raises (or, with `die`, is killed) at its third step; rank 0 goes on into the all-reduce, where
+    only MPI_Abort (or mpiexec noticing the dead rank) can end it."""
     net, optimizer = build("mlp", "sgd")
     wrapped = distributed.DistributedOptimizer(optimizer)
     loader = DataLoader(data("mlp"), GLOBAL_BATCH // 2, shuffle=True, seed=1, shard=distributed.world().shard)
     for k, (xb, yb) in enumerate(islice(_forever(loader), 1000)):
         if k == 2 and distributed.rank() == 1:
+            if die:
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("rank 1 fails on purpose mid-step")
         step(net, wrapped, xb, yb)
     (out / f"finished{distributed.rank()}").write_text("no abort happened")
@@ -201,4 +207,5 @@ if __name__ == "__main__":
     if scenario == "equivalence-gpu":
         run_equivalence(out_dir, device=distributed.local_device("gpu"))
     else:
-        {"equivalence": run_equivalence, "resume": run_resume, "fault": run_fault}[scenario](out_dir)
+        {"equivalence": run_equivalence, "resume": run_resume, "fault": run_fault,
+         "die": lambda out: run_fault(out, die=True)}[scenario](out_dir)  # fmt: skip

@@ -269,6 +269,13 @@ def test_distributed_flag_without_mpi4py_says_what_to_install() -> None:
     assert 'pip install "tinyzoo[mpi]"' in done.stderr and "mpi4py" in done.stderr
 
 
+@needs_mpi
+def test_a_rank_that_dies_ends_the_job(tmp_path: Path) -> None:
+    result = run_ranks("die", tmp_path, timeout=60)  # mpiexec notices the killed rank and ends the other
+    assert result.returncode != 0
+    assert not list(tmp_path.glob("finished*"))
+
+
 def _gpu_count() -> int:
     """CUDA devices CuPy sees (0 without CuPy)."""
     if not tz.backend.gpu_available():
