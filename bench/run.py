@@ -2,6 +2,7 @@
 
     python -m bench [--threads 1 2] [--quick] [--plot docs/figures/bench_scaling.png] [--device cpu|gpu]
     python bench/run.py --cases mlp gat          # only some cases (keys as in bench/cases.py)
+    python -m bench --cases none --no-scaling --no-memory   # only the data-parallel case (10)
 
 Within each repeat the peers of a case take turns (interleaved), so load from other processes on a
 shared machine hits all of them alike. Each step is timed by wall clock and by process CPU time
@@ -19,9 +20,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -73,6 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results", help="where the JSON goes")
     parser.add_argument("--no-scaling", action="store_true", help="skip the MLP/GAT scaling runs")
     parser.add_argument("--no-memory", action="store_true", help="skip the RNN memory case")
+    parser.add_argument("--no-data-parallel", action="store_true", help="skip the 1- vs 2-rank data-parallel case")
     parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
                         help="keep: backend.keep_freed_memory(), as the examples run; default: glibc's")  # fmt: skip
     return parser.parse_args(argv)
@@ -157,6 +162,99 @@ def memory_case(quick: bool) -> tuple[list[dict], list[str]]:
     if len(rows) == 2:
         check_agreement("memory (RNN)", {r["peer"]: r["loss"] for r in rows})
     return rows, notes
+
+
+DATA_PARALLEL = {"mlp": (128, 100), "cnn": (64, 30)}  # model: (per-rank batch, timed steps)
+
+
+def data_parallel_case(quick: bool) -> tuple[dict[str, Any], list[str]]:
+    """(10) samples/s of the MLP and CNN steps on 1 process and on 2 MPI ranks, tinyzoo against torch DDP (gloo).
+
+    Every measurement is a fresh launch of bench/bench_distributed.py (2 ranks under mpiexec); the peers and
+    rank counts take turns within each round, and the median over the rounds is kept.
+    """
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    mpiexec = str(mpiexec) if mpiexec.exists() else shutil.which("mpiexec")
+    if mpiexec is None or importlib.util.find_spec("mpi4py") is None:
+        return {}, ['data parallel: needs mpi4py and mpiexec, skipped; pip install "tinyzoo[mpi]"']
+    peers = ["tinyzoo"] + (["torch"] if installed("torch") else [])
+    notes = [] if installed("torch") else ["data parallel: torch not installed, its DDP peer skipped"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "NUMBA_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "MASTER_ADDR": "127.0.0.1"}  # fmt: skip
+    runs: dict[str, list[dict]] = {}
+    models = {"cnn": DATA_PARALLEL["cnn"]} if quick else DATA_PARALLEL
+    for _ in range(1 if quick else 5):
+        for model, (per_rank, steps) in models.items():
+            for ranks in (1, 2):
+                for peer in peers[:1] if quick else peers:  # --quick: tinyzoo's CNN only, a smoke test
+                    command = [sys.executable, str(BENCH / "bench_distributed.py"), peer, model,
+                               str(8 if quick else per_rank), str(2 if quick else steps)]  # fmt: skip
+                    if ranks > 1:
+                        command = [mpiexec, "-n", str(ranks), *command]
+                    for attempt in range(3):  # torch's gloo sometimes aborts at start or exit ("terminate called")
+                        env["MASTER_PORT"] = str(_free_port())
+                        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+                        if done.returncode == 0:
+                            break
+                        notes.append(f"data parallel: {peer} {model} on {ranks} rank(s), try {attempt + 1} failed: "
+                                     f"{done.stderr.strip().splitlines()[-1:]}")  # fmt: skip
+                    else:
+                        raise SystemExit(f"data parallel: {' '.join(command)} failed 3 times:\n{done.stderr}")
+                    runs.setdefault(f"{peer}/{model}/{ranks}", []).append(json.loads(done.stdout.splitlines()[-1]))
+    result: dict[str, Any] = {}
+    for key, measured in runs.items():
+        peer, model, ranks = key.split("/")
+        best = sorted(measured, key=lambda m: m["samples_per_s"])[len(measured) // 2]  # the median round
+        entry = result.setdefault(model, {}).setdefault(peer, {"samples_per_s": {}})
+        entry["samples_per_s"][ranks] = statistics.median(m["samples_per_s"] for m in measured)
+        entry.setdefault("cpu_ms_per_step", {})[ranks] = statistics.median(m["cpu_ms_per_step"] for m in measured)
+        entry["rounds"] = entry.get("rounds", {}) | {ranks: [m["samples_per_s"] for m in measured]}
+        if "all_reduce_ms" in best:
+            entry["all_reduce_ms"], entry["all_reduce_model_ms"] = best["all_reduce_ms"], best["all_reduce_model_ms"]
+            entry["parameters"] = best["parameters"]
+    for peers_of_model in result.values():
+        for entry in peers_of_model.values():
+            entry["speedup"] = entry["samples_per_s"]["2"] / entry["samples_per_s"]["1"]
+            entry["efficiency"] = entry["speedup"] / 2
+    return result, notes
+
+
+def _free_port() -> int:
+    """A TCP port nothing listens on now (for torch.distributed's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def print_data_parallel(result: dict[str, Any]) -> list[dict]:
+    """The data-parallel table and its two targets (CNN ≥ 1.7× at 2 ranks; tinyzoo's efficiency ≥ torch's)."""
+    if not result:
+        return []
+    print("\n(10) data parallel, 1 BLAS thread per rank, weak scaling (per-rank batch MLP 128, CNN 64):")
+    for model, peers in result.items():
+        for peer, e in peers.items():
+            rate = e["samples_per_s"]
+            cpu = e["cpu_ms_per_step"]
+            print(f"    {model:<4} {peer:<8} samples/s 1 process {rate['1']:8.0f}, 2 ranks {rate['2']:8.0f}: "
+                  f"{e['speedup']:.2f}× (efficiency {e['efficiency']:.0%}); CPU ms per step and rank "
+                  f"{cpu['1']:.1f} → {cpu['2']:.1f}")  # fmt: skip
+    for peer, e in result.get("cnn", {}).items():
+        sizes = ", ".join(f"{int(b) // 1024} KiB {ms:.3f}" for b, ms in e["all_reduce_ms"].items())
+        print(f"    all-reduce of float32 buffers on 2 ranks, {peer}: {sizes} ms; CNN gradients "
+              f"({e['parameters']:,} floats) {e['all_reduce_model_ms']:.3f} ms")  # fmt: skip
+    verdicts = []
+    cnn = result.get("cnn", {})
+    if "tinyzoo" in cnn:
+        verdicts.append({"target": "CNN ≥ 1.7× samples/s at 2 ranks", "value": cnn["tinyzoo"]["speedup"],
+                         "holds": cnn["tinyzoo"]["speedup"] >= 1.7})  # fmt: skip
+    for model, peers in result.items():
+        if "torch" in peers:
+            ours, theirs = peers["tinyzoo"]["efficiency"], peers["torch"]["efficiency"]
+            verdicts.append({"target": f"{model}: 2-rank efficiency ≥ torch DDP's ({theirs:.0%})", "value": ours,
+                             "holds": ours >= theirs})  # fmt: skip
+    for v in verdicts:
+        print(f"    {v['target']:<48} {v['value']:6.2f} {'holds' if v['holds'] else 'MISSED'}")
+    return verdicts
 
 
 def scaling(quick: bool, device: Device, threads: int) -> dict[str, Any]:
@@ -320,12 +418,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     notes += more
     scale = None if args.no_scaling else scaling(args.quick, device, min(args.threads))
+    data_parallel, more = ({}, []) if args.no_data_parallel or device.gpu else data_parallel_case(args.quick)
+    notes += more
     print_table(rows, memory, scale)
     verdicts = check_targets(rows)
+    data_parallel_verdicts = print_data_parallel(data_parallel)
     record = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.node(),
               "cpus": os.cpu_count(), "load_average": load, "load_average_end": os.getloadavg(), "argv": sys.argv[1:],
               "device": args.device, "quick": args.quick, "malloc_kept": kept, "numpy": np.__version__, "notes": notes,
               "rows": rows, "memory": memory, "scaling": scale, "targets": verdicts,
+              "data_parallel": data_parallel, "data_parallel_targets": data_parallel_verdicts,
               "versions": {p: _version(p) for p in ("torch", "autograd", "mygrad", "numba")}}  # fmt: skip
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stem = (f"{datetime.date.today().isoformat()}-{platform.node()}{'-quick' if args.quick else ''}"

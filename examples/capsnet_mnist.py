@@ -31,7 +31,7 @@ import tinyzoo as tz
 from tinyzoo import optim, rng
 from tinyzoo.data import DataLoader, TensorDataset, load_mnist
 from tinyzoo.models.capsnet import CapsNet, CapsNetConfig, capsnet_loss, perturbed_reconstructions, random_shift
-from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, data_parallel, example_parser, run_main
 
 LOG_EVERY = 50  # steps between records of the metrics log (and points of the learning curves)
 PERTURBATIONS = np.linspace(-0.25, 0.25, 11)  # the paper's Figure 4: -0.25 to 0.25 in steps of 0.05
@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--max-shift", type=int, default=2, help="random shift of training images, in pixels")
     parser.add_argument("--train-size", type=int, default=None, help="use the first N training images")
     parser.add_argument("--test-size", type=int, default=10_000, help="evaluate on the first N test images")
+    data_parallel.add_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -68,7 +69,7 @@ def evaluate(model: CapsNet, images: np.ndarray, labels: np.ndarray, device: str
 def main(argv: list[str] | None = None) -> int:
     """Train a CapsNet on MNIST and report the test accuracy."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     tz.manual_seed(args.seed)
     mnist = load_mnist()
     x_train, y_train = as_images(mnist.x_train[:args.train_size]), mnist.y_train[:args.train_size]
@@ -78,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     model = CapsNet(config).to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.ExponentialLR(optimizer, gamma=args.lr_decay)
-    loader = DataLoader(TensorDataset(x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, device=device)
+    loader = DataLoader(TensorDataset(x_train, y_train), args.batch_size, shuffle=True, seed=args.seed, device=device,
+                        shard=data_parallel.shard())  # fmt: skip
     print(f"CapsNet{' (paper)' if args.paper else ''}: {model.num_parameters():,} parameters, "
           f"{config.num_primary} primary capsules; {len(x_train)} training images on {device}")  # fmt: skip
     training = TrainingRun(args, model, optimizer, total=args.epochs * len(loader), desc="capsnet",
                            log_every=LOG_EVERY, scheduler=scheduler, loader=loader)  # fmt: skip
+    optimizer = data_parallel.prepare(model, optimizer)  # --distributed: the step averages gradients over ranks
     step, test_accuracy = training.start, None
     with training:
         while loader.epoch < args.epochs:

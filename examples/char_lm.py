@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from tinyzoo.train import check_device, run_main
+from tinyzoo.train import check_device, data_parallel, run_main
 from tinyzoo.train.tasks import char_lm
 
 
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train one character LM and report its validation bpc and a sample."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     corpus = char_lm.load_corpus()
     run = char_lm.train(args.model, args.model, args.hidden, corpus, args, device)
     char_lm.report([run], corpus, args, device)

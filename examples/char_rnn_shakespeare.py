@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from tinyzoo.train import check_device, run_main
+from tinyzoo.train import check_device, data_parallel, run_main
 from tinyzoo.train.tasks import char_lm
 
 
@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Train each core on the same batches and compare validation bpc."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     kinds = args.models.split(",")
     unknown = set(kinds) - set(char_lm.CORES)
     if unknown:

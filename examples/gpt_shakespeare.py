@@ -87,7 +87,7 @@ import tinyzoo as tz
 from tinyzoo import nn, optim
 from tinyzoo.models.char_rnn import char_rnn, fixed_windows, loss_nats, random_windows, sample
 from tinyzoo.models.gpt import GPT, generate, lm_loss
-from tinyzoo.train import MetricsLog, TrainingRun, check_device, example_parser, run_main
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, data_parallel, example_parser, run_main
 from tinyzoo.train.tasks import char_lm
 
 
@@ -108,6 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-every", type=int, default=20, help="steps between training-bpc records")
     parser.add_argument("--top-k", type=int, default=10, help="GPT samples from the k most likely characters")
     char_lm.add_corpus_flags(parser, seq_len=128, eval_windows=512)
+    data_parallel.add_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -126,6 +127,7 @@ class Learner:
         loss = self.loss(self.model, x, y)
         self.optimizer.zero_grad()
         loss.backward()
+        data_parallel.synchronize(self.optimizer)  # --distributed: clip the gradients averaged over the ranks
         optim.clip_grad_norm_(self.model.parameters(), grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -191,12 +193,14 @@ def sample_text(learner: Learner, corpus, args: argparse.Namespace, device: str)
 def main(argv: list[str] | None = None) -> int:
     """Train the GPT (and the matched LSTM) on the same batches; report validation bpc and samples."""
     args = parse_args(argv)
-    device = check_device(args.device)
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     corpus = tz.data.load_tiny_shakespeare()
     learners = build_learners(len(corpus.vocab), args, device)
     gpt = learners[0]
     training = TrainingRun(args, gpt.model, gpt.optimizer, total=args.steps, desc="train",
                            **checkpoint_extras(learners))  # fmt: skip
+    for learner in learners:  # --distributed: each step averages gradients over the ranks
+        learner.optimizer = data_parallel.prepare(learner.model, learner.optimizer)
     data_rng = training.data_rng()
     gpt.log = training.metrics_log
     val_x, val_y = fixed_windows(corpus.val, args.eval_windows, args.seq_len)

@@ -69,7 +69,7 @@ float, double, half, long, int, short, bool = (dtypes.TORCH_NAMES[name] for name
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = {"nn", "optim", "data", "models", "kernels", "train", "plot", "testing", "study", "cuda"}
+_LAZY_MODULES = {"nn", "optim", "data", "models", "kernels", "train", "plot", "testing", "study", "cuda", "distributed"}
 _LAZY_FUNCTIONS = {"save": "tinyzoo.checkpoint", "load": "tinyzoo.checkpoint"}
 
 

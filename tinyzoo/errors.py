@@ -35,3 +35,7 @@ class DataError(TinyzooError, OSError):
 
 class CheckpointError(TinyzooError, ValueError):
     """A checkpoint file that is truncated, foreign or from an incompatible format version."""
+
+
+class DistributedError(TinyzooError, RuntimeError):
+    """MPI or NCCL missing for a distributed run, or ranks that disagree (e.g. different models)."""

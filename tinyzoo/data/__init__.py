@@ -118,13 +118,24 @@ class DataLoader:
     On a GPU `device`, a TensorDataset's arrays are moved to the device once and batches are sliced there;
     other datasets are collated on the host and each batch moved. `prefetch=True` builds the next batch in a
     background thread while the current one is used.
+
+    `shard=(rank, ranks)` is data-parallel sampling (PyTorch's DistributedSampler): every rank draws the same
+    permutation, pads it by repeating its start to a multiple of `ranks` (so shards have equal sizes and no
+    rank runs a step the others do not), and keeps every ranks-th index from `rank` on. Step k's batches of
+    all ranks then make up block k of the permutation, the batch one process would take with batch_size ×
+    ranks. The state dict also holds how many samples of the epoch the ranks took together, so a checkpoint
+    resumes mid-epoch under another number of ranks too, at the last global batch boundary before that point.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, device: str = "cpu", prefetch: bool = False,
-                 collate: Callable[[list], tuple] = default_collate, generator: rng.Generator | None = None):
+                 collate: Callable[[list], tuple] = default_collate, shard: tuple[int, int] | None = None,
+                 generator: rng.Generator | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            raise ValueError(f"shard must be (rank, ranks) with 0 <= rank < ranks, got {shard}")
+        self.shard = None if shard is None else (int(shard[0]), int(shard[1]))
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
         self.device, self.prefetch, self.collate = backend.normalize_device(device), prefetch, collate
         if seed is None:  # from `generator` (a tinyzoo.Generator, as PyTorch's DataLoader takes) or the global one
@@ -139,8 +150,12 @@ class DataLoader:
         """How many epochs have been completed."""
         return self._epoch
 
+    def _samples(self) -> int:
+        """Samples per epoch on this loader: the dataset's length, or this rank's shard of it."""
+        return len(self.dataset) if self.shard is None else -(-len(self.dataset) // self.shard[1])
+
     def __len__(self) -> int:
-        full, rest = divmod(len(self.dataset), self.batch_size)
+        full, rest = divmod(self._samples(), self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self) -> Iterator[tuple]:
@@ -162,6 +177,9 @@ class DataLoader:
         self._rng.bit_generator.state = self._epoch_state
         n = len(self.dataset)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.shard is not None:
+            rank, ranks = self.shard
+            order = np.resize(order, self._samples() * ranks)[rank::ranks]  # padded with its own start, then strided
         return order, self._rng.bit_generator.state
 
     def _next_epoch(self) -> None:
@@ -199,12 +217,24 @@ class DataLoader:
         batch = self.collate([self.dataset[int(i)] for i in index])
         return batch if self.device == "cpu" else tuple(backend.to_device(f, self.device) for f in batch)
 
+    def _global_batch(self) -> int:
+        """Samples the ranks take together per step."""
+        return self.batch_size * (1 if self.shard is None else self.shard[1])
+
     def state_dict(self) -> dict:
-        """The epoch, the batches taken from it and the generator state at its start (JSON-friendly)."""
-        return {"epoch": self._epoch, "position": self._position, "generator": self._epoch_state}
+        """The epoch, the batches taken from it (and the samples, over all ranks), the generator at its start."""
+        taken = len(self.dataset) if self._position >= len(self) else self._position * self._global_batch()
+        return {"epoch": self._epoch, "position": self._position, "samples": taken, "generator": self._epoch_state}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict()`: the next iteration yields the batches the saved run would have seen."""
+        """Restore a `state_dict()`: the next iteration yields the batches the saved run would have seen.
+
+        Saved with another batch size or number of ranks, the epoch goes on after the last whole global batch
+        of this loader that the saved run had finished (a few samples may come twice, none is skipped).
+        """
         self._epoch, self._position = int(state["epoch"]), int(state["position"])
+        taken = int(state.get("samples", self._position * self._global_batch()))
+        if taken != self._position * self._global_batch():
+            self._position = len(self) if taken >= len(self.dataset) else taken // self._global_batch()
         self._epoch_state = state["generator"]
         self._rng.bit_generator.state = self._epoch_state

@@ -6,6 +6,7 @@ models) live in `tinyzoo.train.tasks`; unlike the rest of this package they buil
 this module does not import them.
 """
 
+from tinyzoo.train import data_parallel
 from tinyzoo.train.classify import accuracy, fit_classifier, predict
 from tinyzoo.train.cli import check_device, example_parser, run_main, trace_step
 from tinyzoo.train.early_stopping import EarlyStopping, TrainingConfig
@@ -22,6 +23,7 @@ __all__ = [
     "TrainingRun",
     "accuracy",
     "check_device",
+    "data_parallel",
     "example_parser",
     "fit_classifier",
     "load_training",

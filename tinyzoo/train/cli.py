@@ -7,8 +7,8 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-from tinyzoo import backend
-from tinyzoo.errors import DataError, DeviceError
+from tinyzoo import backend, distributed
+from tinyzoo.errors import DataError, DeviceError, DistributedError
 
 
 def example_parser(description: str, steps: int | None = None, epochs: int | None = None,
@@ -46,7 +46,8 @@ def check_device(device: str) -> str:
 
 
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run an example's main(); a missing device or data set becomes one line on stderr and exit code 2.
+    """Run an example's main(); a missing device, data set or MPI becomes one line on stderr and exit code 2
+    (on every rank of an MPI job, which it ends).
 
     A script, unlike a library, may set process-wide options: this one keeps freed memory for the next
     training step (`backend.keep_freed_memory`).
@@ -54,7 +55,9 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     backend.keep_freed_memory()
     try:
         return int(main(argv) or 0)
-    except (DeviceError, DataError) as exc:
+    except (DeviceError, DataError, DistributedError) as exc:
+        if distributed.world_size() > 1:  # the other ranks would wait for this one in their next collective
+            distributed.abort(2, f"error: {exc}")
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

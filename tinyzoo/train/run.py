@@ -30,6 +30,7 @@ import numpy as np
 
 from tinyzoo.autograd import Tensor
 from tinyzoo.backend import to_host, xp_of
+from tinyzoo.train import data_parallel
 from tinyzoo.train.cli import trace_step
 from tinyzoo.train.metrics import MetricsLog
 from tinyzoo.train.progress import ProgressBar
@@ -41,7 +42,9 @@ class TrainingRun:
 
     `args` is an example's parsed flags (`example_parser`): it reads --seed, --resume, --save, --log and
     --trace; `metrics_log` replaces the log --log names (runs that share one log). `state` names further
-    objects with a state_dict to checkpoint with the model and optimizer.
+    objects with a state_dict to checkpoint with the model and optimizer. Under --distributed,
+    `data_parallel.setup` has already dropped --save, --log and --plot on ranks other than 0 and silenced
+    their output, so rank 0 alone shows progress and writes.
     """
 
     def __init__(self, args: argparse.Namespace, model: Any, optimizer: Any = None, total: int = 0,
@@ -60,8 +63,9 @@ class TrainingRun:
 
         A resumed run cannot replay the original stream without drawing all its batches again, so it
         continues with a new stream that depends on the step it resumed at (and so repeats exactly).
+        Under --distributed each rank draws its own batches: rank r > 0 seeds from (seed, r), rank 0 as above.
         """
-        seed = self.args.seed if seed is None else seed
+        seed = data_parallel.rank_seed(self.args.seed if seed is None else seed)
         return np.random.default_rng([seed, self.start] if self.start else seed)
 
     def __enter__(self) -> TrainingRun:

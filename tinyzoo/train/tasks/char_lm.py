@@ -37,7 +37,7 @@ from tinyzoo.models.char_rnn import (
 )
 from tinyzoo.models.hyper_lstm import HyperLSTM
 from tinyzoo.models.rhn import RHN
-from tinyzoo.train import MetricsLog, TrainingRun
+from tinyzoo.train import MetricsLog, TrainingRun, data_parallel
 from tinyzoo.train import example_parser as shared_parser
 
 MODELS = (*CORES, "hyperlstm", "rhn")
@@ -54,6 +54,7 @@ def example_parser(description: str, steps: int, hidden: int) -> argparse.Argume
     parser.add_argument("--n-z", type=int, default=16, help="HyperLSTM: size N_z of the z embeddings")
     parser.add_argument("--depth", type=int, default=3, help="RHN: recurrence depth L")
     add_corpus_flags(parser, seq_len=100)
+    data_parallel.add_flag(parser)
     return parser
 
 
@@ -130,6 +131,7 @@ def train_step(model: CharLM, optimizer, x: tz.Tensor, y: tz.Tensor, grad_clip: 
     loss = loss_nats(model, x, y)
     optimizer.zero_grad()
     loss.backward()
+    data_parallel.synchronize(optimizer)  # --distributed: clip the gradients averaged over the ranks
     optim.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss
@@ -144,7 +146,8 @@ def train(name: str, kind: str, hidden: int, corpus, args, device: str, several:
     files.resume, files.save, files.log = (per_model(path, name, several)
                                            for path in (args.resume, args.save, args.log))  # fmt: skip
     training = TrainingRun(files, model, optimizer, total=args.steps, desc=name, scheduler=scheduler)
-    data_rng = training.data_rng()  # every model of a comparison sees the same batches
+    optimizer = data_parallel.prepare(model, optimizer)  # --distributed: the step averages gradients over ranks
+    data_rng = training.data_rng()  # every model of a comparison sees the same batches (per rank)
     val_x, val_y = fixed_windows(corpus.val, args.eval_windows, args.seq_len)
     print(f"{name}: hidden {hidden}, {model.num_parameters():,} parameters")
     train_bpc, start, cpu_start = None, time.perf_counter(), time.process_time()

@@ -11,7 +11,9 @@ here. This module holds everything they share:
   every epoch, an optional wall-time budget (`--max-minutes`);
 - the training utilities (`tinyzoo.train.TrainingRun`): a progress bar with the mean loss and accuracy
   of the last --log-every steps, a metrics log (`--log`), checkpoints (`--save`, `--resume`), a profile
-  of the first step (`--trace`), and learning curves (`--plot`).
+  of the first step (`--trace`), and learning curves (`--plot`);
+- `mpiexec -n W python examples/mlp_mnist.py --distributed`: data parallel over W MPI ranks, each taking
+  --batch-size images a step (tinyzoo/train/data_parallel.py).
 
 A checkpoint holds the model, Adam's moment estimates, the learning-rate schedule, tinyzoo's RNG
 state (the dropout masks to come) and the DataLoader's state (epoch, batches taken, and its generator
@@ -33,11 +35,11 @@ from typing import NamedTuple
 import numpy as np
 
 import tinyzoo as tz
-from tinyzoo import nn, optim
+from tinyzoo import distributed, nn, optim
 from tinyzoo.data import DataLoader, TensorDataset, load_cifar10, load_mnist
 from tinyzoo.errors import DataError
 from tinyzoo.nn import functional as F
-from tinyzoo.train import MetricsLog, TrainingRun, check_device
+from tinyzoo.train import MetricsLog, TrainingRun, check_device, data_parallel
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the training pixels
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)  # per channel, over the training images
@@ -86,6 +88,7 @@ def add_flags(parser: argparse.ArgumentParser, lr_decay: float = 1.0, test_size:
         metavar="BATCHES",
         help="before each evaluation, re-estimate BatchNorm's statistics on this many training batches",
     )
+    data_parallel.add_flag(parser)
 
 
 def load_images(args: argparse.Namespace, pad_to: int | None = None) -> Images:
@@ -120,9 +123,10 @@ def load_images(args: argparse.Namespace, pad_to: int | None = None) -> Images:
 
 
 def prepare(args: argparse.Namespace, pad_to: int | None = None) -> tuple[str, Images]:
-    """What every classifier example does first: check --device, seed tinyzoo's RNG with --seed (the initial
-    weights and dropout masks to come), and load the data set the flags name (see load_images)."""
-    device = check_device(args.device)
+    """What every classifier example does first: check --device (and join the MPI job under --distributed), seed
+    tinyzoo's RNG with --seed (the initial weights and dropout masks to come), and load the data set the flags
+    name (see load_images)."""
+    device = data_parallel.setup(args, check_device(args.device))  # --distributed: only rank 0 prints and saves
     tz.manual_seed(args.seed)
     return device, load_images(args, pad_to)
 
@@ -188,9 +192,10 @@ def run(name: str, model: nn.Module, images: Images, args: argparse.Namespace, d
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.ExponentialLR(optimizer, gamma=args.lr_decay)  # lr = lr₀ · decay^epoch
     loader = DataLoader(TensorDataset(images.x_train, images.y_train), args.batch_size, shuffle=True,
-                        seed=args.seed, device=device)  # fmt: skip
+                        seed=args.seed, device=device, shard=data_parallel.shard())  # fmt: skip
     training = TrainingRun(args, model, optimizer, total=args.epochs * len(loader), desc=name,
                            log_every=args.log_every, scheduler=scheduler, loader=loader)  # fmt: skip
+    optimizer = data_parallel.prepare(model, optimizer)  # --distributed: the step averages gradients over ranks
     step = training.start
     if args.resume:
         print(f"resumed {args.resume} at step {step} (epoch {loader.epoch}, batch {loader.state_dict()['position']})")
@@ -210,7 +215,8 @@ def run(name: str, model: nn.Module, images: Images, args: argparse.Namespace, d
                 training.bar.update(1)
                 if step % args.log_every == 0:
                     training.log(step)
-                if deadline is not None and time.perf_counter() > deadline:
+                # --distributed: every rank stops at the same step, when rank 0's clock says so
+                if deadline is not None and distributed.broadcast_object(time.perf_counter() > deadline):
                     out_of_time = True
                     break
             if loader.epoch > epoch:  # the epoch ran to its end
