@@ -25,11 +25,14 @@ from tinyzoo.nn.conv import (
     Conv2d,
     ConvTranspose2d,
     MaxPool2d,
+    Window,
     adaptive_avg_pool2d,
     avg_pool2d,
     conv1d,
     conv2d,
+    conv2d_unfold,
     conv_transpose2d,
+    conv_transpose2d_unfold,
     fold,
     max_pool2d,
     unfold,
@@ -198,6 +201,42 @@ def test_strided_inputs_and_outputs_chain():
     strided, packed = net(tz.tensor(x)), net(tz.tensor(np.ascontiguousarray(x)))
     np.testing.assert_allclose(strided.numpy(), packed.numpy(), rtol=1e-12, atol=1e-12)
     assert tz.gradcheck(net, _tensors(x[:1]))  # (gradcheck nudges its leaves in place, so they are packed)
+
+
+def _values_and_gradients(fn, arrays: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """fn's output and the gradients of a random projection of it with respect to every array."""
+    leaves = _tensors(*arrays)
+    out = fn(*leaves)
+    (out * tz.tensor(np.random.default_rng(seed).standard_normal(out.shape))).sum().backward()
+    return [out.numpy()] + [leaf.grad.numpy() for leaf in leaves]
+
+
+@FAST
+@given(conv_setups(max_channels=3, max_extra=6), st.integers(0, 2**32 - 1))
+def test_fast_conv_ops_equal_the_unfold_reference(setup, seed):
+    """The channels-last GEMM ops (conv2d, conv_transpose2d) against unfold + matmul + fold: values and gradients."""
+    x, w, b, kw = setup
+    window = Window.of(2, w.shape[2:], kw["stride"], kw["padding"], kw["dilation"])
+    fast = _values_and_gradients(lambda x, w, b: conv2d(x, w, b, **kw), [x, w, b], seed)
+    reference = _values_and_gradients(lambda x, w, b: conv2d_unfold(x, w, b, window, kw["groups"]), [x, w, b], seed)
+    for ours, theirs in zip(fast, reference):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    y = np.random.default_rng(seed).standard_normal(fast[0].shape)
+    settings_ = _transpose_settings(x, w, kw)
+    fast = _values_and_gradients(lambda y, w: conv_transpose2d(y, w, **settings_), [y, w], seed)
+    reference = _values_and_gradients(
+        lambda y, w: conv_transpose2d_unfold(y, w, window, kw["groups"], x.shape[2:]), [y, w], seed
+    )
+    for ours, theirs in zip(fast, reference):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_fast_conv_saves_no_columns_on_the_tape():
+    """A conv node keeps x and W only: the unfolded columns (kh·kw times x) are not held until backward."""
+    x, w = tz.randn(2, 3, 8, 8, requires_grad=True), tz.randn(4, 3, 3, 3, requires_grad=True)
+    out = conv2d(x, w, padding=1)
+    assert out.grad_fn == "conv2d" and len(out._node.inputs) == 2
+    assert out._node.inputs[0] is x and out._node.inputs[1] is w
 
 
 # =================================================================================================
