@@ -34,7 +34,7 @@ and adaptive average pooling multiplies by two small averaging matrices (its bin
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -506,25 +506,86 @@ def _pool_window(where: str, kernel_size: IntOrPair, stride: IntOrPair | None, p
     return window
 
 
+def _offset_views(x: Any, window: Window, grid: tuple[int, int]) -> Iterator[Any]:
+    """For each kernel offset (i, j) in row-major order, the [N, C, Ho, Wo] view of padded x it reads."""
+    (kh, kw), (sh, sw), _, (dh, dw) = window
+    ho, wo = grid
+    for i in range(kh):
+        for j in range(kw):
+            yield x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+
+
+def _padded(x: Any, window: Window, fill: float) -> Any:
+    """x [N, C, H, W] with `fill` around its two spatial axes (x itself when there is no padding)."""
+    ph, pw = window.padding
+    if not (ph or pw):
+        return x
+    return xp_of(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+
+
+def _window_max(x: Any, window: Window, grid: tuple[int, int]) -> tuple[Any, Any]:
+    """Each window's largest value and which kernel offset holds its first maximum (or first NaN), [N, C, Ho, Wo].
+
+    A running maximum over the kh·kw offset views; an offset takes over only where it is strictly larger,
+    so ties keep the first. NaN (rare) is routed by a second pass over the windows that hold one.
+    """
+    xp = xp_of(x)
+    padded = _padded(x, window, -np.inf)
+    views = _offset_views(padded, window, grid)
+    best = next(views).copy(order="K")  # (in x's memory order, which the views share)
+    offsets = xp.zeros_like(best, dtype=np.int8 if math.prod(window.kernel) < 128 else np.int32)
+    later, taken = xp.empty_like(best, dtype=bool), xp.empty_like(offsets)
+    for k, view in enumerate(views, start=1):
+        xp.greater(view, best, out=later)
+        xp.multiply(later, k, out=taken)
+        xp.maximum(offsets, taken, out=offsets)  # k only grows, so this sets offsets to k exactly where `later`
+        xp.maximum(best, view, out=best)  # NaN wins, as the window max should
+    nan = xp.isnan(best)
+    if nan.any():
+        for k, view in reversed(list(enumerate(_offset_views(padded, window, grid)))):
+            xp.copyto(offsets, k, where=nan & xp.isnan(view))
+    return best, offsets
+
+
+def _pool_gather(x: Tensor, offsets: Any, window: Window) -> Tensor:
+    """The op x ↦ out[n, c, p, q] = x_pad[n, c, window (p, q) at kernel offset offsets[n, c, p, q]]."""
+    xp = xp_of(x.data)
+    out = xp.zeros(offsets.shape, dtype=x.dtype)  # [N, C, Ho, Wo]
+    for k, view in enumerate(_offset_views(_padded(x.data, window, 0.0), window, offsets.shape[2:])):
+        xp.copyto(out, view, where=offsets == k)
+    size = x.shape[2:]
+    return record_op("max_pool2d_gather", out, (x,), lambda g, _: (_pool_scatter(g, offsets, window, size),))
+
+
+def _pool_scatter(g: Tensor, offsets: Any, window: Window, size: tuple[int, int]) -> Tensor:
+    """The adjoint of `_pool_gather`: each g[n, c, p, q] added onto the input entry that window picked."""
+    xp = xp_of(g.data)
+    (ph, pw), (h, w) = window.padding, size
+    out = xp.zeros((*g.shape[:2], h + 2 * ph, w + 2 * pw), dtype=g.dtype)  # [N, C, Hp, Wp]
+    overlapping = any(k > s for k, s in zip(window.kernel, window.stride))
+    for k, view in enumerate(_offset_views(out, window, offsets.shape[2:])):
+        if overlapping:
+            view += g.data * (offsets == k)  # (one offset never reads a pixel twice: safe in place)
+        else:
+            xp.multiply(g.data, offsets == k, out=view)  # each pixel lies in one window at most
+    out = out[:, :, ph : ph + h, pw : pw + w]
+    return record_op("max_pool2d_backward", out, (g,), lambda h, _: (_pool_gather(h, offsets, window),))
+
+
 def max_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
     """Largest value of each window (padding is -inf); x [N, C, H, W] → [N, C, Ho, Wo].
 
     Gradient routing: each output's gradient goes to one input, the first maximal entry of its window in
     row-major order (as torch does on the CPU); tied entries after it get nothing. A window holding a NaN
-    returns NaN and routes to the first NaN.
+    returns NaN and routes to the first NaN. The windows are read as kh·kw strided views of x (no unfold):
+    only the winning offset of each window, a byte per output, is saved for backward.
     """
     x = _image("max_pool2d", x)
     window = _pool_window("max_pool2d", kernel_size, stride, padding)
     grid = window.grid("max_pool2d", x.shape[2:])
-    n, c = x.shape[:2]
-    cols = ops.reshape(_unfold(x, window, grid, fill=-np.inf), (c, -1, n, *grid))  # [C, kh·kw, N, Ho, Wo]
-    xp = xp_of(cols.data)
-    first_max = xp.argmax(cols.data, axis=1)[:, None]  # [C, 1, N, Ho, Wo]: the first maximal entry (or NaN)
-    chosen = xp.arange(cols.shape[1])[:, None, None, None] == first_max  # [C, kh·kw, N, Ho, Wo], one True per window
-    out = record_op(  # out = Σ_k chosen·cols over the window, whose value is simply the window max
-        "max_pool2d", cols.data.max(axis=1), (cols,), lambda g, _: (ops.where(chosen, ops.unsqueeze(g, 1), 0.0),)
-    )  # [C, N, Ho, Wo]
-    return ops.permute(out, (1, 0, 2, 3))
+    out, offsets = _window_max(x.data, window, grid)
+    size = x.shape[2:]
+    return record_op("max_pool2d", out, (x,), lambda g, _: (_pool_scatter(g, offsets, window, size),))
 
 
 def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
