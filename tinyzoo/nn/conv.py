@@ -561,7 +561,11 @@ def _pool_scatter(g: Tensor, offsets: Any, window: Window, size: tuple[int, int]
     """The adjoint of `_pool_gather`: each g[n, c, p, q] added onto the input entry that window picked."""
     xp = xp_of(g.data)
     (ph, pw), (h, w) = window.padding, size
-    out = xp.zeros((*g.shape[:2], h + 2 * ph, w + 2 * pw), dtype=g.dtype)  # [N, C, Hp, Wp]
+    n, c = g.shape[:2]
+    if _channels_last(offsets).flags.c_contiguous:  # keep the input's memory order (channels-last after a conv)
+        out = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=g.dtype).transpose(0, 3, 1, 2)  # [N, C, Hp, Wp] view
+    else:
+        out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=g.dtype)  # [N, C, Hp, Wp]
     overlapping = any(k > s for k, s in zip(window.kernel, window.stride))
     for k, view in enumerate(_offset_views(out, window, offsets.shape[2:])):
         if overlapping:
