@@ -324,13 +324,37 @@ def _conv_forward(x: Any, weight: Any, window: Window, groups: int, grid: tuple[
     return _to_image(_columns(x, window, grid, groups) @ _kernel_matrices(weight, groups), x.shape[0], grid)
 
 
+def _mirror_window(window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Window | None:
+    """For stride 1, the window of the convolution that computes the input gradient directly (or None).
+
+    With stride 1, x's gradient is g convolved with the kernel flipped in space and transposed in
+    channels, padded by d·(k - 1) - p: a plain forward convolution, whose columns are one copy of g
+    rather than col2im's kh·kw scattered adds. It applies when that padding is not negative and the
+    result has x's size (a conv_transpose2d with output_padding does not).
+    """
+    padding = tuple(d * (k - 1) - p for k, p, d in zip(window.kernel, window.padding, window.dilation))
+    if window.stride != (1, 1) or min(padding) < 0:
+        return None
+    mirror = Window(window.kernel, (1, 1), padding, window.dilation)
+    reach = tuple(n + 2 * p - span + 1 for n, p, span in zip(grid, padding, mirror.spans()))  # its grid, unchecked
+    return mirror if reach == tuple(size) else None
+
+
+def _mirror_kernels(weight: Any, groups: int) -> Any:
+    """W [O, C/G, kh, kw] → W' [C, O/G, kh, kw], W'[c, o, i, j] = W[o, c, kh-1-i, kw-1-j] within each group."""
+    out_channels, per_group, kh, kw = weight.shape
+    per_group_kernels = weight.reshape(groups, out_channels // groups, per_group, kh, kw)
+    return per_group_kernels.transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(groups * per_group, -1, kh, kw)
+
+
 def _conv_backward_input(g: Any, weight: Any, window: Window, groups: int, size: tuple[int, int]) -> Any:
     """Array input gradient (= conv_transpose2d): columns g @ Wᵀ, each kernel offset's slice added back onto x."""
     xp = xp_of(g)
     n, _, *grid = g.shape
+    mirror = _mirror_window(window, tuple(grid), size)
+    if mirror is not None:
+        return _conv_forward(g, _mirror_kernels(weight, groups), mirror, groups, size)
     rows = _per_group(g, groups) @ _kernel_matrices(weight, groups).transpose(0, 2, 1)  # [G, N·Ho·Wo, kh·kw·C/G]
-    if _is_pointwise(window, groups):
-        return _to_image(rows, n, size)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
     (ho, wo), (h, w) = grid, size
     cols = rows.reshape(groups, n, ho, wo, kh, kw, -1)  # [G, N, Ho, Wo, kh, kw, C/G]
