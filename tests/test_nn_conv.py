@@ -231,6 +231,21 @@ def test_fast_conv_ops_equal_the_unfold_reference(setup, seed):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fast_conv_one_image_at_a_time_equals_the_whole_batch(monkeypatch, stride):
+    """With a window-row budget of one byte every image is its own run: the same values and gradients."""
+    import tinyzoo.nn.conv as conv_module
+
+    rng = np.random.default_rng(stride)
+    x, w, b = rng.standard_normal((3, 4, 7, 6)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    settings_ = {"stride": stride, "padding": 1, "groups": 2}
+    whole = _values_and_gradients(lambda x, w, b: conv2d(x, w, b, **settings_), [x, w, b], seed=0)
+    monkeypatch.setattr(conv_module, "COLUMN_BYTES", 1)
+    chunked = _values_and_gradients(lambda x, w, b: conv2d(x, w, b, **settings_), [x, w, b], seed=0)
+    for ours, theirs in zip(chunked, whole):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 def test_fast_conv_saves_no_columns_on_the_tape():
     """A conv node keeps x and W only: the unfolded columns (kh·kw times x) are not held until backward."""
     x, w = tz.randn(2, 3, 8, 8, requires_grad=True), tz.randn(4, 3, 3, 3, requires_grad=True)

@@ -319,9 +319,28 @@ def _to_image(rows: Any, batch: int, grid: tuple[int, int]) -> Any:
     return rows.reshape(batch, *grid, groups * per_group).transpose(0, 3, 1, 2)
 
 
+COLUMN_BYTES = 16 << 20  # the most bytes of window rows built at once (a few images at a time, never the batch's)
+
+
+def _image_chunks(batch: int, bytes_per_image: int) -> list[slice]:
+    """The batch cut into runs of images whose window rows fit in COLUMN_BYTES (at least one image each)."""
+    step = max(1, COLUMN_BYTES // max(1, bytes_per_image))
+    return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
 def _conv_forward(x: Any, weight: Any, window: Window, groups: int, grid: tuple[int, int]) -> Any:
-    """Array conv2d at the first `grid` window positions: one GEMM per group of window rows and kernels."""
-    return _to_image(_columns(x, window, grid, groups) @ _kernel_matrices(weight, groups), x.shape[0], grid)
+    """Array conv2d at the first `grid` window positions: one GEMM per group of window rows and kernels.
+
+    The window rows (kh·kw times the input) are built a few images at a time and each run's GEMM writes
+    its block of the output, so they never take more than COLUMN_BYTES.
+    """
+    xp, kernels = xp_of(x), _kernel_matrices(weight, groups)  # [G, kh·kw·C/G, O/G]
+    n, positions = x.shape[0], math.prod(grid)
+    rows = xp.empty((groups, n * positions, kernels.shape[2]), dtype=xp.result_type(x, weight))  # [G, N·L, O/G]
+    for images in _image_chunks(n, positions * kernels.shape[1] * groups * x.itemsize):
+        block = rows[:, images.start * positions : images.stop * positions]
+        xp.matmul(_columns(x[images], window, grid, groups), kernels, out=block)
+    return _to_image(rows, n, grid)
 
 
 def _mirror_window(window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Window | None:
@@ -354,24 +373,30 @@ def _conv_backward_input(g: Any, weight: Any, window: Window, groups: int, size:
     mirror = _mirror_window(window, tuple(grid), size)
     if mirror is not None:
         return _conv_forward(g, _mirror_kernels(weight, groups), mirror, groups, size)
-    rows = _per_group(g, groups) @ _kernel_matrices(weight, groups).transpose(0, 2, 1)  # [G, N·Ho·Wo, kh·kw·C/G]
+    kernels_t = _kernel_matrices(weight, groups).transpose(0, 2, 1)  # [G, O/G, kh·kw·C/G]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
     (ho, wo), (h, w) = grid, size
-    cols = rows.reshape(groups, n, ho, wo, kh, kw, -1)  # [G, N, Ho, Wo, kh, kw, C/G]
-    out = xp.zeros((n, h + 2 * ph, w + 2 * pw, groups, cols.shape[-1]), dtype=rows.dtype)  # [N, Hp, Wp, G, C/G]
-    for i in range(kh):
-        image_rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
-        for j in range(kw):
-            image_columns = slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
-            out[:, image_rows, image_columns] += cols[:, :, :, :, i, j].transpose(1, 2, 3, 0, 4)
+    per_group = kernels_t.shape[2] // (kh * kw)
+    padded_size = (n, h + 2 * ph, w + 2 * pw, groups, per_group)  # [N, Hp, Wp, G, C/G]
+    out = xp.zeros(padded_size, dtype=xp.result_type(g, weight))
+    for images in _image_chunks(n, ho * wo * kernels_t.shape[2] * groups * g.itemsize):
+        rows = _per_group(g[images], groups) @ kernels_t  # [G, n·Ho·Wo, kh·kw·C/G] for these n images
+        cols = rows.reshape(groups, -1, ho, wo, kh, kw, per_group)  # [G, n, Ho, Wo, kh, kw, C/G]
+        for i in range(kh):
+            image_rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+            for j in range(kw):
+                image_columns = slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+                out[images, image_rows, image_columns] += cols[:, :, :, :, i, j].transpose(1, 2, 3, 0, 4)
     out = out[:, ph : ph + h, pw : pw + w].reshape(n, h, w, -1)  # (a copy only when there was padding)
     return out.transpose(0, 3, 1, 2)
 
 
 def _conv_backward_weight(x: Any, g: Any, window: Window, groups: int) -> Any:
     """Array weight gradient: window rowsᵀ @ g per group → [O, C/G, kh, kw]."""
-    kh, kw = window.kernel
-    grads = _columns(x, window, tuple(g.shape[2:]), groups).transpose(0, 2, 1) @ _per_group(g, groups)
+    (kh, kw), grid = window.kernel, tuple(g.shape[2:])
+    chunks = _image_chunks(x.shape[0], math.prod(grid) * kh * kw * x.shape[1] * x.itemsize)
+    grads = sum(_columns(x[images], window, grid, groups).transpose(0, 2, 1) @ _per_group(g[images], groups)
+                for images in chunks)  # fmt: skip
     per_group_out = grads.shape[2]  # grads: [G, kh·kw·C/G, O/G]
     grads = grads.reshape(groups, kh, kw, -1, per_group_out).transpose(0, 4, 3, 1, 2)  # [G, O/G, C/G, kh, kw]
     return grads.reshape(groups * per_group_out, -1, kh, kw)
