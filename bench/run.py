@@ -216,10 +216,15 @@ def print_table(rows: list[dict], memory: list[dict], scale: dict[str, Any] | No
               f"{r['ratio_wall']:>12.2f} {r['ratio_cpu']:>11.2f}")  # fmt: skip
     if memory:
         print("\nPeak RSS growth, fresh process per peer, 1 thread: (9) 1,000-step tanh RNN (hidden 128, batch 16) "
-              "backward; (3b) ResNet-18 CIFAR stem, batch 32, 3 steps")
+              "backward; (3b) ResNet-18 CIFAR stem, 3 steps at batch 32 (2 with --quick)")
         for m in memory:
             print(f"    {m['model']:<8} {m['peer']:<8} peak RSS {m['peak_mb']:8.1f} MB, after setup "
                   f"{m['before_mb']:7.1f} MB, growth {m['peak_mb'] - m['before_mb']:7.1f} MB")  # fmt: skip
+        growth = {(m["model"], m["peer"]): m["peak_mb"] - m["before_mb"] for m in memory}
+        if ("resnet18", "torch") in growth:
+            ratio = growth["resnet18", "tinyzoo"] / growth["resnet18", "torch"]
+            print(f"    ResNet-18 peak RSS growth tinyzoo ÷ torch: {ratio:.2f} (target ≤ 1.2: "
+                  f"{'holds' if ratio <= 1.2 else 'MISSED'})")  # fmt: skip
     if scale:
         print(f"\nScaling ({scale['threads']} thread(s)), slope of log(ms) on log(size) (1 = linear):")
         for name in ("mlp", "gat"):
