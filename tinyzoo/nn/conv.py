@@ -263,9 +263,10 @@ def _add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
 #
 # Internally the arrays are channels-last, NHWC: a window row is then kw·C contiguous numbers, so
 # building the columns copies long runs instead of Wo-long rows, the 1×1 convolution needs no copy
-# at all (x as [N·H·W, C] @ W), and the GEMM's result [N·Ho·Wo, O] is already the output. Measured side
-# by side on ResNet-18 CIFAR layer shapes (batch 32, one BLAS thread), NHWC window rows + GEMM took 6–23 %
-# less time than the previous [C·kh·kw, N·L] columns + GEMM.
+# at all (x as [N·H·W, C] @ W), and the GEMM's result [N·Ho·Wo, O] is already the output. For 3×3
+# layers the two layouts cost about the same (bench/bench_conv_design.py: NHWC rows + GEMM took 0.83–1.11×
+# the time of [C·kh·kw, N·L] columns + GEMM on ResNet-18 and CNN shapes); NHWC wins on the rest: 1×1
+# convolutions, BatchNorm over contiguous [M, C] rows, and pooling views whose inner axis is contiguous.
 # A Tensor still has shape [N, C, H, W]: its data is a transposed view of the NHWC array, which the
 # next convolution transposes back for free and element-wise ops (BatchNorm, ReLU, +) keep as it is.
 def _channels_last(x: Any) -> Any:
