@@ -248,7 +248,7 @@ def test_fast_conv_one_image_at_a_time_equals_the_whole_batch(monkeypatch, strid
 
 def test_fast_conv_saves_no_columns_on_the_tape():
     """A conv node keeps x and W only: the unfolded columns (kh·kw times x) are not held until backward."""
-    x, w = tz.randn(2, 3, 8, 8, requires_grad=True), tz.randn(4, 3, 3, 3, requires_grad=True)
+    x, w = _tensors(np.ones((2, 3, 8, 8)), np.ones((4, 3, 3, 3)))
     out = conv2d(x, w, padding=1)
     assert out.grad_fn == "conv2d" and len(out._node.inputs) == 2
     assert out._node.inputs[0] is x and out._node.inputs[1] is w
@@ -360,7 +360,8 @@ def test_adaptive_avg_pool2d_matches_torch_bins(h, w, out_h, out_w, seed):
 def test_adaptive_avg_pool2d_none_keeps_the_axis():
     x = tz.randn(1, 2, 5, 7)
     assert adaptive_avg_pool2d(x, (None, 3)).shape == (1, 2, 5, 3)
-    np.testing.assert_allclose(adaptive_avg_pool2d(x, 1).numpy(), x.numpy().mean(axis=(2, 3), keepdims=True), rtol=1e-6)
+    expected = x.numpy().mean(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(adaptive_avg_pool2d(x, 1).numpy(), expected, rtol=1e-6, atol=1e-7)  # (means near 0)
 
 
 def test_max_pool2d_ties_route_the_gradient_to_the_first_maximum():
