@@ -3,8 +3,9 @@
 Hypothesis draws the geometry (kernel sizes, strides, padding, dilation, groups, odd input sizes);
 every layer is checked against a direct loop written here (test-only references), by gradcheck in
 float64 for input, weight and bias, and conv_transpose2d against the adjoint identity
-<conv2d(x, W), y> = <x, conv_transpose2d(y, W)>. Where torch is installed, values and gradients are
-also compared with torch in float64.
+<conv2d(x, W), y> = <x, conv_transpose2d(y, W)>. The channels-last GEMM ops that conv2d and
+conv_transpose2d run on are compared with the unfold + matmul reference path (values and gradients).
+Where torch is installed, values and gradients are also compared with torch in float64.
 """
 
 from __future__ import annotations
