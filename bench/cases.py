@@ -247,6 +247,70 @@ def build_cnn(quick: bool, device: Device) -> Built:
     return built
 
 
+# ----- (3b) ResNet-18 (CIFAR stem) train step ------------------------------------------------------------
+def resnet18_torch(num_classes: int = 10) -> Any:
+    """tinyzoo.models.resnet.resnet18(stem="cifar") in torch.nn, module for module (so state dicts load as they are).
+
+    ReLUs are torchvision's in-place ones: the same arithmetic, and the memory torchvision's ResNet uses.
+    """
+    import torch
+
+    def conv_bn(i: int, o: int, k: int, s: int = 1) -> Any:
+        return torch.nn.Sequential(torch.nn.Conv2d(i, o, k, s, k // 2, bias=False), torch.nn.BatchNorm2d(o))
+
+    class BasicBlock(torch.nn.Module):
+        def __init__(self, i: int, o: int, s: int = 1) -> None:
+            super().__init__()
+            self.residual = torch.nn.Sequential(conv_bn(i, o, 3, s), torch.nn.ReLU(inplace=True), conv_bn(o, o, 3))
+            self.shortcut = conv_bn(i, o, 1, s) if s != 1 or i != o else torch.nn.Identity()
+
+        def forward(self, x: Any) -> Any:
+            return torch.relu_(self.residual(x) + self.shortcut(x))
+
+    class ResNet18(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = torch.nn.Sequential(conv_bn(3, 64, 3), torch.nn.ReLU(inplace=True))
+            self.stages = torch.nn.Sequential(*(torch.nn.Sequential(BasicBlock(i, o, s), BasicBlock(o, o))
+                                                for i, o, s in ((64, 64, 1), (64, 128, 2), (128, 256, 2),
+                                                                (256, 512, 2))))  # fmt: skip
+            self.pool = torch.nn.AdaptiveAvgPool2d(1)
+            self.fc = torch.nn.Linear(512, num_classes)
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(self.pool(self.stages(self.stem(x))).flatten(1))
+
+    return ResNet18()
+
+
+def resnet_peers(batch: int, device: Device) -> tuple[dict[str, Step], list[str]]:
+    """One step (forward, cross-entropy, backward; no update, so repeats stay comparable) per peer."""
+    from tinyzoo.models.resnet import resnet18
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, batch)
+    ours = device.tz_module(resnet18(num_classes=10, stem="cifar"))
+    state = {k: np.array(v) for k, v in ours.state_dict().items()}
+    x_ours, y_ours = device.tz(x), device.tz(y).data
+    steps = {"tinyzoo": device.synced("tinyzoo", tz_step(
+        list(ours.parameters()), lambda: F.cross_entropy(ours(x_ours), y_ours)))}  # fmt: skip
+    notes: list[str] = []
+    if not skip(notes, "torch", device):
+        import torch
+
+        theirs = device.torch_module(load_torch(resnet18_torch(), state))
+        x_t, y_t = device.torch(x), device.torch(y)
+        steps["torch"] = device.synced("torch", torch_step(
+            list(theirs.parameters()), lambda: torch.nn.functional.cross_entropy(theirs(x_t), y_t)))  # fmt: skip
+    return steps, notes
+
+
+def build_resnet(quick: bool, device: Device) -> Built:
+    """ResNet-18 with the CIFAR stem on 3×32×32, batch 32 (2 in --quick): forward + cross-entropy + backward."""
+    steps, notes = resnet_peers(2 if quick else 32, device)
+    return Built(steps, notes)
+
+
 # ----- (4) LSTM forward + backward --------------------------------------------------------------------
 def lstm_weights(inputs: int, hidden: int, dtype: Any) -> dict[str, np.ndarray]:
     """Shared LSTM weights in torch's layout and gate order (i, f, g, o)."""
@@ -563,10 +627,24 @@ def rnn_memory_worker(peer: str, steps: int) -> None:
     print(json.dumps({"peer": peer, "loss": float(loss.item()), "peak_mb": peak, "before_mb": before}))
 
 
+def resnet_memory_worker(peer: str, batch: int, steps: int = 3) -> None:
+    """Peak RSS growth of `steps` ResNet-18 steps over the set-up (model, data), freed memory kept; prints JSON."""
+    from tinyzoo import backend
+
+    backend.keep_freed_memory()
+    step = resnet_peers(batch, Device("cpu"))[0][peer]
+    before = rss_mb()
+    for _ in range(steps):
+        loss = step()
+    peak = rss_mb("VmHWM")
+    print(json.dumps({"peer": peer, "model": "resnet18", "loss": loss, "peak_mb": peak, "before_mb": before}))
+
+
 CASES = [
     Case("per_op", "(1) 200 elementwise ops fwd+bwd, (4,4) f32", build_chain),
     Case("mlp", "(2) MLP 784-256-10 b128 SGD step f32", build_mlp),
     Case("cnn", "(3) CNN 2-conv 28×28 b64 SGD step f32", build_cnn),
+    Case("resnet", "(3b) ResNet-18 CIFAR stem 3×32×32 b32 fwd+bwd f32", build_resnet),
     Case("lstm", "(4) LSTM h256 b32 T64 fwd+bwd f32", build_lstm),
     Case("mha", "(5) MHA seq128 d256 b16 8 heads fwd+bwd f32", build_mha),
     Case("gat", "(6) GAT layer Cora-sized 8×8 heads fwd+bwd f32", build_gat),

@@ -4,8 +4,8 @@
 
 Prints one table: installed size of the package and its required dependencies, wheel size, cold
 `import` time (median of 5 fresh interpreters), peak RSS of a fresh process doing MLP (784-256-10) and
-CNN (conv 32@3×3 → pool → fc) inference at batch 1 and 64, and the batch-1 MLP latency (for tinyzoo
-also through `nn.InferencePlan`, its allocation-free path for dense networks). Each memory figure
+CNN (conv 32@3×3 → pool → fc) inference at batch 1 and 64, and the batch-1 MLP and CNN latency (for
+tinyzoo also through `nn.InferencePlan`, its allocation-free path). Each memory figure
 comes from its own subprocess so one measurement cannot inflate another.
 """
 
@@ -46,7 +46,7 @@ FRAMEWORKS = {  # the same script for all: only the imports, the array wrapper a
     "tinyzoo": {**TINYZOO, "setup": "", "call": "model(x)"},
     "torch": {"imports": "import torch\nfrom torch import nn", "lib": "torch", "wrap": "torch.from_numpy",
               "setup": "", "call": "model(x)"},
-    # tinyzoo's allocation-free path for dense networks: buffers planned once, output written into `out`
+    # tinyzoo's allocation-free path: buffers planned once, output written into `out`
     "tinyzoo InferencePlan": {**TINYZOO, "setup": "plan = nn.InferencePlan(model, x.shape[1:], x.shape[0]); "
                               "out = np.empty_like(plan.output)", "call": "plan(x, out=out)"},
 }
@@ -117,7 +117,8 @@ def main() -> None:
                     row[f"{model} b1 latency µs"] = latency
         rows[name] = row
     rows["tinyzoo"]["wheel KiB"] = wheel_kib()
-    rows["tinyzoo"]["mlp b1 latency, InferencePlan µs"] = inference("tinyzoo InferencePlan", "mlp", 1)[1]
+    for model in ("mlp", "cnn"):
+        rows["tinyzoo"][f"{model} b1 latency, InferencePlan µs"] = inference("tinyzoo InferencePlan", model, 1)[1]
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     print(f"{'':38}" + "".join(f"{n:>14}" for n in rows) + ("   ratio" if len(rows) == 2 else ""))
     for key in keys:

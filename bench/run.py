@@ -52,7 +52,8 @@ TARGETS = [  # (case, peer, most tinyzoo/peer may be, wording)
     ("per_op", "torch", 2.0, "per-op overhead ≤ 2× PyTorch eager"),
     ("per_op", "autograd", 0.5, "per-op overhead ≤ 0.5× HIPS autograd"),
     ("per_op", "mygrad", 0.5, "per-op overhead ≤ 0.5× mygrad"),
-    ("cnn", "torch", 3.0, "CNN ≤ 3× PyTorch CPU"),
+    ("cnn", "torch", 1.2, "CNN ≤ 1.2× PyTorch CPU"),
+    ("resnet", "torch", 1.2, "ResNet-18 step ≤ 1.2× PyTorch CPU"),
     ("lstm", "torch nn.LSTM", 3.0, "LSTM ≤ 3× PyTorch CPU (nn.LSTM)"),
     ("lstm", "torch LSTMCell loop", 3.0, "LSTM ≤ 3× PyTorch CPU (LSTMCell loop)"),
     ("gat", "torch dense", 1.0, "GAT layer no slower than dense torch"),
@@ -76,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--plot", type=Path, help="draw ratios and scaling to this image file")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results", help="where the JSON goes")
     parser.add_argument("--no-scaling", action="store_true", help="skip the MLP/GAT scaling runs")
-    parser.add_argument("--no-memory", action="store_true", help="skip the RNN memory case")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory cases (RNN, ResNet)")
     parser.add_argument("--no-data-parallel", action="store_true", help="skip the 1- vs 2-rank data-parallel case")
     parser.add_argument("--malloc", choices=("keep", "default"), default="keep",
                         help="keep: backend.keep_freed_memory(), as the examples run; default: glibc's")  # fmt: skip
@@ -145,22 +146,26 @@ def run_case(key: str, title: str, built: Built, threads: list[int], args: argpa
 
 
 def memory_case(quick: bool) -> tuple[list[dict], list[str]]:
-    """(9) peak RSS of a 1,000-step RNN backward, tinyzoo and torch, each in a fresh single-threaded process."""
-    steps = 20 if quick else 1000
+    """Peak RSS growth, tinyzoo and torch, each in a fresh single-threaded process: (9) a 1,000-step RNN
+    backward, and (3b) three ResNet-18 steps at batch 32 (freed memory kept, as the examples run)."""
+    workers = {"rnn": f"rnn_memory_worker({{peer!r}}, {20 if quick else 1000})",
+               "resnet18": f"resnet_memory_worker({{peer!r}}, {2 if quick else 32})"}  # fmt: skip
     rows, notes = [], []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    for peer in ("tinyzoo", "torch"):
-        if not installed(peer):
-            notes.append(f"memory: {peer} not installed, skipped")
-            continue
-        code = f"import sys; sys.path.insert(0, {str(BENCH)!r}); from cases import rnn_memory_worker; " \
-               f"rnn_memory_worker({peer!r}, {steps})"  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"memory case: the {peer} worker failed:\n{done.stderr}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    if len(rows) == 2:
-        check_agreement("memory (RNN)", {r["peer"]: r["loss"] for r in rows})
+    for model, call in workers.items():
+        found = []
+        for peer in ("tinyzoo", "torch"):
+            if not installed(peer):
+                notes.append(f"memory: {peer} not installed, skipped")
+                continue
+            code = f"import sys; sys.path.insert(0, {str(BENCH)!r}); import cases; cases.{call.format(peer=peer)}"
+            done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"memory case: the {peer} {model} worker failed:\n{done.stderr}")
+            found.append({"model": model, **json.loads(done.stdout.strip().splitlines()[-1])})
+        if len(found) == 2:
+            check_agreement(f"memory ({model})", {r["peer"]: r["loss"] for r in found})
+        rows += found
     return rows, notes
 
 
@@ -309,10 +314,16 @@ def print_table(rows: list[dict], memory: list[dict], scale: dict[str, Any] | No
         print(f"{title:<48} {r['peer']:<23} {r['threads']:>3} {r['median_ms']:>10.3f} {iqr:>19} {r['cpu_ms']:>10.3f} "
               f"{r['ratio_wall']:>12.2f} {r['ratio_cpu']:>11.2f}")  # fmt: skip
     if memory:
-        print("\n(9) 1,000-step tanh RNN (hidden 128, batch 16) backward, fresh process, 1 thread:")
+        print("\nPeak RSS growth, fresh process per peer, 1 thread: (9) 1,000-step tanh RNN (hidden 128, batch 16) "
+              "backward; (3b) ResNet-18 CIFAR stem, 3 steps at batch 32 (2 with --quick)")
         for m in memory:
-            print(f"    {m['peer']:<8} peak RSS {m['peak_mb']:8.1f} MB, after setup {m['before_mb']:7.1f} MB, "
-                  f"growth {m['peak_mb'] - m['before_mb']:7.1f} MB")  # fmt: skip
+            print(f"    {m['model']:<8} {m['peer']:<8} peak RSS {m['peak_mb']:8.1f} MB, after setup "
+                  f"{m['before_mb']:7.1f} MB, growth {m['peak_mb'] - m['before_mb']:7.1f} MB")  # fmt: skip
+        growth = {(m["model"], m["peer"]): m["peak_mb"] - m["before_mb"] for m in memory}
+        if ("resnet18", "torch") in growth:
+            ratio = growth["resnet18", "tinyzoo"] / growth["resnet18", "torch"]
+            print(f"    ResNet-18 peak RSS growth tinyzoo ÷ torch: {ratio:.2f} (target ≤ 1.2: "
+                  f"{'holds' if ratio <= 1.2 else 'MISSED'})")  # fmt: skip
     if scale:
         print(f"\nScaling ({scale['threads']} thread(s)), slope of log(ms) on log(size) (1 = linear):")
         for name in ("mlp", "gat"):

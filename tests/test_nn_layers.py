@@ -301,3 +301,64 @@ def test_layers_against_torch(name):
         state = theirs.state_dict()
         for k, v in ours.state_dict().items():
             np.testing.assert_allclose(v, state[k].numpy(), rtol=1e-5, atol=1e-8)
+
+
+# =================================================================================================
+# The fused training-mode BatchNorm(+ReLU) op against the unfused reference F.batch_norm (+ F.relu)
+# =================================================================================================
+BN_SHAPES = [(4, 3), (3, 2, 5), (2, 3, 4, 5)]
+
+
+def _bn_case(shape: tuple[int, ...], channels_last: bool, seed: int) -> list[tz.Tensor]:
+    """x (channels-last in memory when asked, as after a conv), γ and β as float64 leaves."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 3 + 1
+    if channels_last and x.ndim > 2:
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    return [tz.tensor(a, requires_grad=True) for a in (x, rng.standard_normal(shape[1]), rng.standard_normal(shape[1]))]
+
+
+@pytest.mark.parametrize("shape", BN_SHAPES)
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("affine", [False, True])
+def test_fused_batch_norm_equals_the_unfused_reference(shape, channels_last, relu, affine):
+    from tinyzoo.nn.layers import batch_norm_training
+
+    def fused(x, w, b):
+        return batch_norm_training(x, w if affine else None, b if affine else None, 1e-5, relu=relu)[0]
+
+    def reference(x, w, b):
+        out = F.batch_norm(x, None, None, w if affine else None, b if affine else None, training=True)
+        return F.relu(out) if relu else out
+
+    g = np.random.default_rng(9).standard_normal(shape)
+    results = []
+    for fn in (fused, reference):
+        leaves = _bn_case(shape, channels_last, seed=3)
+        out = fn(*leaves)
+        (out * tz.tensor(g)).sum().backward()
+        results.append([out.numpy()] + [leaf.grad.numpy() for leaf in leaves[: 3 if affine else 1]])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_batch_norm_second_derivatives_and_tape():
+    from tinyzoo.nn.layers import batch_norm_training
+
+    x, w, b = _bn_case((3, 2, 4, 3), channels_last=True, seed=4)
+    assert tz.gradgradcheck(lambda x, w, b: batch_norm_training(x, w, b, 1e-5, relu=True)[0], [x, w, b], atol=1e-4)
+    out = batch_norm_training(x, w, b, 1e-5)[0]
+    assert out._node.inputs == (x, w, b)  # one op: x̂, x̂·γ are not kept for backward
+
+
+def test_batch_norm_module_trains_like_the_functional_reference():
+    """The module (fused op) and F.batch_norm (reference) give the same output, gradients and running statistics."""
+    x, _, _ = _bn_case((4, 3, 5, 5), channels_last=True, seed=5)
+    fused, ref = BatchNorm2d(3), BatchNorm2d(3)
+    out = fused(x)
+    assert out.grad_fn == "batch_norm"
+    expected = F.batch_norm(x, ref.running_mean, ref.running_var, ref.weight, ref.bias, training=True, momentum=0.1)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fused.running_mean.numpy(), ref.running_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(fused.running_var.numpy(), ref.running_var.numpy(), rtol=1e-6)

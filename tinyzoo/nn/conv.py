@@ -1,40 +1,38 @@
 """Convolutions and pooling over NCHW images (and NCL sequences), with PyTorch's signatures.
 
-Everything here is built on one pair of ops, `unfold` (im2col) and its adjoint `fold` (col2im):
+A convolution is a matrix product (Chellapilla et al. 2006): lay every kernel window of x out as a
+row, and multiply by the kernels as a matrix,
 
-    unfold: x [N, C, H, W] → cols [C·kh·kw, N·L],  cols[(c, i, j), (n, p, q)] = x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
-    fold:   cols → x,  x_pad[n, c, h, w] = Σ of cols[(c, i, j), (n, p, q)] over the (i, j, p, q) landing on (h, w)
+    conv2d(x, W)[n, o, p, q] = Σ_{i, j, c} x_pad[n, p·sh + i·dh, q·sw + j·dw, c] · W[o, c, i, j]
+                             = (rows(x) [N·Ho·Wo, kh·kw·C] @ K [kh·kw·C, O])[(n, p, q), o]
 
-where L = Ho·Wo counts the window positions. `unfold` copies every kernel window out of a strided
-view (no Python loop at all); `fold` adds the windows back with one vectorised add per kernel
-offset (i, j), a small fixed loop of kh·kw steps (never over images or pixels). Each is the other's
-backward, so every layer below is differentiable to any order.
+(per group). The convolution is bilinear, <conv(x, W), g> = <x, input_grad(g, W)> = <weight_grad(x, g), W>,
+so its two gradients are convolutions of a kind too: three ops (`_conv`, `_conv_input_grad`,
+`_conv_weight_grad`) whose backward rules are written with one another, so every layer here is
+differentiable to any order while the tape keeps only x and W — never the window rows, which are
+kh·kw times the input and are built a few images at a time (COLUMN_BYTES) inside each op. The
+transposed convolution is the input gradient itself, <conv2d(x, W), y> = <x, conv_transpose2d(y, W)>;
+at stride 1 that gradient is again a forward convolution (with the mirrored kernel), elsewhere each
+kernel offset's rows are added back onto the image (col2im).
 
-A convolution is then one matrix product for the whole batch (Chellapilla et al. 2006), per group:
+Inside the ops images are channels-last, NHWC (chosen by measurement, see "The fast path" below); a
+Tensor keeps torch's shape [N, C, H, W] as a transposed view, so the layout costs nothing between
+layers and is invisible outside.
 
-    conv2d(x, W)[n, o, p, q] = Σ_{c, i, j} W[o, c, i, j] · x_pad[n, c, p·sh + i·dh, q·sw + j·dw]
-                             = ((W as [O, C·kh·kw]) @ unfold(x))[o, (n, p, q)]
+Max pooling takes a running maximum over the kh·kw strided views of x (one per kernel offset) and
+saves, for backward, which offset won each window (a byte per output); average pooling takes the
+window mean (padding zeros count, as torch's default count_include_pad=True) through `unfold`, and
+adaptive average pooling multiplies by two small averaging matrices (its bins are separable).
 
-and the transposed convolution is its adjoint, <conv2d(x, W), y> = <x, conv_transpose2d(y, W)>:
-
-    conv_transpose2d(y, W) = fold(Wᵀ @ (y as [C_y, N·L]))
-
-which is exactly conv2d's input gradient. The weight gradient g @ unfold(x)ᵀ, and the backward of
-either layer, come from `matmul`'s backward rule and the unfold/fold pair; nothing else is written by hand.
-
-Putting the batch in the columns makes the outputs [N, O, Ho, Wo] transposed views of [O, N, Ho, Wo]
-arrays. Nothing needs to copy them: the next layer's unfold reads any strides, and a stack of
-convolutions keeps that memory order throughout.
-
-Pooling reuses `unfold`: max pooling picks one entry of each window (padding is -inf), average
-pooling takes the window mean (padding zeros count, as torch's default count_include_pad=True),
-and adaptive average pooling multiplies by two small averaging matrices (its bins are separable).
+`unfold` (im2col) and its adjoint `fold` (col2im) are torch's F.unfold / F.fold; the first version of
+this file built every convolution from them, and that path (`conv2d_unfold`, `conv_transpose2d_unfold`)
+is kept as the plainest reference the fast ops are tested against.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -136,7 +134,7 @@ def _image(where: str, x: Any) -> Tensor:
 
 
 # =================================================================================================
-# unfold (im2col) and fold (col2im): the two ops everything else is made of
+# unfold (im2col) and fold (col2im): torch's F.unfold/F.fold, average pooling and the reference path
 # =================================================================================================
 def _im2col(x: Any, window: Window, grid: tuple[int, int], fill: float) -> Any:
     """Array im2col: x [N, C, H, W] → columns [C·kh·kw, N·Ho·Wo], padding with `fill`.
@@ -254,15 +252,200 @@ def _add_bias(out: Tensor, bias: Tensor | None) -> Tensor:
     return out + ops.reshape(bias, (1, -1) + (1,) * (out.ndim - 2))
 
 
-def _conv2d(
-    x: Tensor, weight: Tensor, bias: Tensor | None, window: Window, grid: tuple[int, int], groups: int
+# -------------------------------------------------------------------------------------------------
+# The fast path: three ops on channels-last arrays, each the others' backward
+# -------------------------------------------------------------------------------------------------
+# The convolution is bilinear, <conv(x, W), g> = <x, input_grad(g, W)> = <weight_grad(x, g), W>, so
+# its two gradients are themselves convolutions of a kind, and the three ops below are closed under
+# differentiation (the backward of each is written with the other two): conv2d and conv_transpose2d
+# are differentiable to any order without unfold/fold on the tape. Only x and W are saved; the
+# window rows (kh·kw times the input) live inside one op, a few images at a time, never until backward.
+#
+# Internally the arrays are channels-last, NHWC: a window row is then kw·C contiguous numbers, so
+# building the columns copies long runs instead of Wo-long rows, the 1×1 convolution needs no copy
+# at all (x as [N·H·W, C] @ W), and the GEMM's result [N·Ho·Wo, O] is already the output. For 3×3
+# layers the two layouts cost about the same (bench/bench_conv_design.py: NHWC rows + GEMM took 0.83–1.11×
+# the time of [C·kh·kw, N·L] columns + GEMM on ResNet-18 and CNN shapes); NHWC wins on the rest: 1×1
+# convolutions, BatchNorm over contiguous [M, C] rows, and pooling views whose inner axis is contiguous.
+# A Tensor still has shape [N, C, H, W]: its data is a transposed view of the NHWC array, which the
+# next convolution transposes back for free and element-wise ops (BatchNorm, ReLU, +) keep as it is.
+def _channels_last(x: Any) -> Any:
+    """An [N, C, H, W] array as an [N, H, W, C] view (a free transpose; contiguous if x came from a conv)."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def _is_pointwise(window: Window, groups: int) -> bool:
+    """A 1×1 kernel with stride 1, no padding and one group: the convolution is a plain [N·H·W, C] @ [C, O]."""
+    return window.kernel == (1, 1) and window.stride == (1, 1) and window.padding == (0, 0) and groups == 1
+
+
+def _columns(x: Any, window: Window, grid: tuple[int, int], groups: int) -> Any:
+    """x [N, C, H, W] → its windows as rows, [G, N·Ho·Wo, kh·kw·C/G] (the one copy; none for 1×1 convolutions)."""
+    xp, x = xp_of(x), _channels_last(x)
+    n, _, _, c = x.shape
+    if _is_pointwise(window, groups):
+        return x.reshape(1, -1, c)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+    if ph or pw:
+        x = xp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))  # [N, H + 2ph, W + 2pw, C]
+    step_n, step_h, step_w, step_c = x.strides
+    windows = xp.lib.stride_tricks.as_strided(  # a read-only view: [N, Ho, Wo, kh, kw, G, C/G]
+        x,
+        (n, *grid, kh, kw, groups, c // groups),
+        (step_n, sh * step_h, sw * step_w, dh * step_h, dw * step_w, c // groups * step_c, step_c),
+    )
+    windows = windows.transpose(5, 0, 1, 2, 3, 4, 6)  # [G, N, Ho, Wo, kh, kw, C/G]
+    return windows.reshape(groups, n * math.prod(grid), -1)
+
+
+def _kernel_matrices(weight: Any, groups: int) -> Any:
+    """W [O, C/G, kh, kw] → [G, kh·kw·C/G, O/G], the right-hand side of the column GEMM."""
+    out_channels, per_group, kh, kw = weight.shape
+    per_group_kernels = weight.reshape(groups, out_channels // groups, per_group, kh, kw)
+    return per_group_kernels.transpose(0, 3, 4, 2, 1).reshape(groups, kh * kw * per_group, -1)
+
+
+def _per_group(g: Any, groups: int) -> Any:
+    """A gradient [N, O, Ho, Wo] as [G, N·Ho·Wo, O/G] rows."""
+    g = _channels_last(g)
+    rows = g.reshape(-1, g.shape[3])  # [N·Ho·Wo, O] (a copy unless g is channels-last)
+    return rows.reshape(rows.shape[0], groups, -1).transpose(1, 0, 2)
+
+
+def _to_image(rows: Any, batch: int, grid: tuple[int, int]) -> Any:
+    """[G, N·Ho·Wo, O/G] → an [N, O, Ho, Wo] view of an NHWC array."""
+    groups, _, per_group = rows.shape
+    rows = rows[0] if groups == 1 else rows.transpose(1, 0, 2).reshape(-1, groups * per_group)  # [N·Ho·Wo, O]
+    return rows.reshape(batch, *grid, groups * per_group).transpose(0, 3, 1, 2)
+
+
+COLUMN_BYTES = 16 << 20  # the most bytes of window rows built at once (a few images at a time, never the batch's)
+
+
+def _image_chunks(batch: int, bytes_per_image: int) -> list[slice]:
+    """The batch cut into runs of images whose window rows fit in COLUMN_BYTES (at least one image each)."""
+    step = max(1, COLUMN_BYTES // max(1, bytes_per_image))
+    return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
+def _conv_forward(x: Any, weight: Any, window: Window, groups: int, grid: tuple[int, int]) -> Any:
+    """Array conv2d at the first `grid` window positions: one GEMM per group of window rows and kernels.
+
+    The window rows (kh·kw times the input) are built a few images at a time and each run's GEMM writes
+    its block of the output, so they never take more than COLUMN_BYTES.
+    """
+    xp, kernels = xp_of(x), _kernel_matrices(weight, groups)  # [G, kh·kw·C/G, O/G]
+    n, positions = x.shape[0], math.prod(grid)
+    rows = xp.empty((groups, n * positions, kernels.shape[2]), dtype=xp.result_type(x, weight))  # [G, N·L, O/G]
+    for images in _image_chunks(n, positions * kernels.shape[1] * groups * x.itemsize):
+        block = rows[:, images.start * positions : images.stop * positions]
+        xp.matmul(_columns(x[images], window, grid, groups), kernels, out=block)
+    return _to_image(rows, n, grid)
+
+
+def _mirror_window(window: Window, grid: tuple[int, int], size: tuple[int, int]) -> Window | None:
+    """For stride 1, the window of the convolution that computes the input gradient directly (or None).
+
+    With stride 1, x's gradient is g convolved with the kernel flipped in space and transposed in
+    channels, padded by d·(k - 1) - p: a plain forward convolution, whose columns are one copy of g
+    rather than col2im's kh·kw scattered adds. It applies when that padding is not negative and the
+    result has x's size (a conv_transpose2d with output_padding does not).
+    """
+    padding = tuple(d * (k - 1) - p for k, p, d in zip(window.kernel, window.padding, window.dilation))
+    if window.stride != (1, 1) or min(padding) < 0:
+        return None
+    mirror = Window(window.kernel, (1, 1), padding, window.dilation)
+    reach = tuple(n + 2 * p - span + 1 for n, p, span in zip(grid, padding, mirror.spans()))  # its grid, unchecked
+    return mirror if reach == tuple(size) else None
+
+
+def _mirror_kernels(weight: Any, groups: int) -> Any:
+    """W [O, C/G, kh, kw] → W' [C, O/G, kh, kw], W'[c, o, i, j] = W[o, c, kh-1-i, kw-1-j] within each group."""
+    out_channels, per_group, kh, kw = weight.shape
+    per_group_kernels = weight.reshape(groups, out_channels // groups, per_group, kh, kw)
+    return per_group_kernels.transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1].reshape(groups * per_group, -1, kh, kw)
+
+
+def _conv_backward_input(g: Any, weight: Any, window: Window, groups: int, size: tuple[int, int]) -> Any:
+    """Array input gradient (= conv_transpose2d): columns g @ Wᵀ, each kernel offset's slice added back onto x."""
+    xp = xp_of(g)
+    n, _, *grid = g.shape
+    mirror = _mirror_window(window, tuple(grid), size)
+    if mirror is not None:
+        return _conv_forward(g, _mirror_kernels(weight, groups), mirror, groups, size)
+    kernels_t = _kernel_matrices(weight, groups).transpose(0, 2, 1)  # [G, O/G, kh·kw·C/G]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+    (ho, wo), (h, w) = grid, size
+    per_group = kernels_t.shape[2] // (kh * kw)
+    padded_size = (n, h + 2 * ph, w + 2 * pw, groups, per_group)  # [N, Hp, Wp, G, C/G]
+    out = xp.zeros(padded_size, dtype=xp.result_type(g, weight))
+    for images in _image_chunks(n, ho * wo * kernels_t.shape[2] * groups * g.itemsize):
+        rows = _per_group(g[images], groups) @ kernels_t  # [G, n·Ho·Wo, kh·kw·C/G] for these n images
+        cols = rows.reshape(groups, -1, ho, wo, kh, kw, per_group)  # [G, n, Ho, Wo, kh, kw, C/G]
+        for i in range(kh):
+            image_rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+            for j in range(kw):
+                image_columns = slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+                out[images, image_rows, image_columns] += cols[:, :, :, :, i, j].transpose(1, 2, 3, 0, 4)
+    out = out[:, ph : ph + h, pw : pw + w].reshape(n, h, w, -1)  # (a copy only when there was padding)
+    return out.transpose(0, 3, 1, 2)
+
+
+def _conv_backward_weight(x: Any, g: Any, window: Window, groups: int) -> Any:
+    """Array weight gradient: window rowsᵀ @ g per group → [O, C/G, kh, kw]."""
+    (kh, kw), grid = window.kernel, tuple(g.shape[2:])
+    chunks = _image_chunks(x.shape[0], math.prod(grid) * kh * kw * x.shape[1] * x.itemsize)
+    grads = sum(_columns(x[images], window, grid, groups).transpose(0, 2, 1) @ _per_group(g[images], groups)
+                for images in chunks)  # fmt: skip
+    per_group_out = grads.shape[2]  # grads: [G, kh·kw·C/G, O/G]
+    grads = grads.reshape(groups, kh, kw, -1, per_group_out).transpose(0, 4, 3, 1, 2)  # [G, O/G, C/G, kh, kw]
+    return grads.reshape(groups * per_group_out, -1, kh, kw)
+
+
+def _conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, window: Window, groups: int, grid: tuple[int, int] | None = None
 ) -> Tensor:
-    """conv2d on checked operands: unfold, then one matmul per group for the whole batch."""
-    n, out_channels = x.shape[0], weight.shape[0]
-    cols = ops.reshape(_unfold(x, window, grid), (groups, -1, n * math.prod(grid)))  # [G, C/G·kh·kw, N·L]
-    kernels = ops.reshape(weight, (groups, out_channels // groups, -1))  # [G, O/G, C/G·kh·kw]
-    out = ops.reshape(ops.matmul(kernels, cols), (out_channels, n, *grid))  # [G, O/G, N·L] → [O, N, Ho, Wo]
-    return _add_bias(ops.permute(out, (1, 0, 2, 3)), bias)  # [N, O, Ho, Wo]
+    """The conv2d op on checked operands, saving x and W only; `grid` cuts the window positions short.
+
+    (Only the adjoint of a conv_transpose2d with output_padding needs `grid`: its input has a row or
+    column more than the windows it came from.)
+    """
+    grid = window.grid("conv2d", x.shape[2:]) if grid is None else grid
+    out = _conv_forward(x.data, weight.data, window, groups, grid)
+    if bias is not None:
+        out += bias.data.reshape(1, -1, 1, 1)  # in place: out is a fresh array
+
+    def backward(g: Tensor, _: Tensor) -> tuple:
+        grad_x = _conv_input_grad(g, weight, window, groups, x.shape[2:]) if x.requires_grad else None
+        grad_w = _conv_weight_grad(x, g, window, groups) if weight.requires_grad else None
+        grad_b = ops.sum(g, axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None
+        return grad_x, grad_w, grad_b
+
+    return record_op("conv2d", out, (x, weight) if bias is None else (x, weight, bias), backward)
+
+
+def _conv_input_grad(g: Tensor, weight: Tensor, window: Window, groups: int, size: tuple[int, int]) -> Tensor:
+    """The op g, W ↦ ∂<conv(x, W), g>/∂x (conv_transpose2d); its backward is conv and the weight gradient."""
+    out = _conv_backward_input(g.data, weight.data, window, groups, size)
+
+    def backward(h: Tensor, _: Tensor) -> tuple:
+        grad_g = _conv(h, weight, None, window, groups, g.shape[2:]) if g.requires_grad else None
+        grad_w = _conv_weight_grad(h, g, window, groups) if weight.requires_grad else None
+        return grad_g, grad_w
+
+    return record_op("conv2d_input_grad", out, (g, weight), backward)
+
+
+def _conv_weight_grad(x: Tensor, g: Tensor, window: Window, groups: int) -> Tensor:
+    """The op x, g ↦ ∂<conv(x, W), g>/∂W; its backward is the input gradient and conv."""
+    out = _conv_backward_weight(x.data, g.data, window, groups)
+
+    def backward(h: Tensor, _: Tensor) -> tuple:
+        grad_x = _conv_input_grad(g, h, window, groups, x.shape[2:]) if x.requires_grad else None
+        grad_g = _conv(x, h, None, window, groups, g.shape[2:]) if g.requires_grad else None
+        return grad_x, grad_g
+
+    return record_op("conv2d_weight_grad", out, (x, g), backward)
 
 
 def conv2d(
@@ -280,7 +463,8 @@ def conv2d(
     bias = _check_bias("conv2d", bias, weight.shape[0])
     _check_input("conv2d", x, "NCHW", channels=weight.shape[1] * groups)
     window = Window.of(2, weight.shape[2:], stride, padding, dilation)
-    return _conv2d(x, weight, bias, window, window.grid("conv2d", x.shape[2:]), groups)
+    window.grid("conv2d", x.shape[2:])
+    return _conv(x, weight, bias, window, groups)
 
 
 def conv1d(
@@ -300,8 +484,8 @@ def conv1d(
     line = Window.of(1, weight.shape[2:], stride, padding, dilation)
     (k,), (s,), (p,), (d,) = line
     window = Window((1, k), (1, s), (0, p), (1, d))  # the unit height axis: k = s = d = 1, p = 0
-    grid = (1, *line.grid("conv1d", x.shape[2:]))
-    out = _conv2d(ops.unsqueeze(x, 2), ops.unsqueeze(weight, 2), bias, window, grid, groups)  # [N, O, 1, Lo]
+    line.grid("conv1d", x.shape[2:])
+    out = _conv(ops.unsqueeze(x, 2), ops.unsqueeze(weight, 2), bias, window, groups)  # [N, O, 1, Lo]
     return ops.squeeze(out, 2)
 
 
@@ -327,16 +511,37 @@ def conv_transpose2d(
     extra = _tuple(output_padding, 2, "output_padding", 0)
     if any(e >= max(s, d) for e, s, d in zip(extra, window.stride, window.dilation)):
         raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than stride or dilation")
-    n, in_channels, *grid = x.shape
+    grid = x.shape[2:]
     size = tuple((g - 1) * s - 2 * p + span + e for g, s, p, span, e in
                  zip(grid, window.stride, window.padding, window.spans(), extra))  # fmt: skip
     if min(size) < 1:
         raise ShapeError(f"conv_transpose2d: input {x.shape} with padding {window.padding} gives output size {size}")
+    return _add_bias(_conv_input_grad(x, weight, window, groups, size), bias)  # [N, O, Ho, Wo]
+
+
+# -------------------------------------------------------------------------------------------------
+# The reference path: unfold and one matmul, every step on the tape
+# -------------------------------------------------------------------------------------------------
+# The first way this file computed convolutions, kept because it is the plainest to check: the fast
+# ops above are tested against it on random shapes, strides, paddings, dilations and groups. It
+# saves the unfolded columns (kh·kw times the input) on the tape, which is why it is not used.
+def conv2d_unfold(x: Tensor, weight: Tensor, bias: Tensor | None, window: Window, groups: int) -> Tensor:
+    """Reference conv2d on checked operands: unfold, then one matmul per group for the whole batch."""
+    n, out_channels = x.shape[0], weight.shape[0]
+    grid = window.grid("conv2d", x.shape[2:])
+    cols = ops.reshape(_unfold(x, window, grid), (groups, -1, n * math.prod(grid)))  # [G, C/G·kh·kw, N·L]
+    kernels = ops.reshape(weight, (groups, out_channels // groups, -1))  # [G, O/G, C/G·kh·kw]
+    out = ops.reshape(ops.matmul(kernels, cols), (out_channels, n, *grid))  # [G, O/G, N·L] → [O, N, Ho, Wo]
+    return _add_bias(ops.permute(out, (1, 0, 2, 3)), bias)  # [N, O, Ho, Wo]
+
+
+def conv_transpose2d_unfold(x: Tensor, weight: Tensor, window: Window, groups: int, size: tuple[int, int]) -> Tensor:
+    """Reference conv_transpose2d (no bias) on checked operands: one matmul per group, then fold."""
+    n, in_channels, *grid = x.shape
     kernels = ops.reshape(weight, (groups, in_channels // groups, -1))  # [G, C/G, O/G·kh·kw]
     y = ops.reshape(ops.permute(x, (1, 0, 2, 3)), (groups, in_channels // groups, -1))  # [G, C/G, N·L]
     cols = ops.matmul(ops.swapaxes(kernels, -1, -2), y)  # [G, O/G·kh·kw, N·L]
-    out = _fold(ops.reshape(cols, (-1, n * math.prod(grid))), window, tuple(grid), size)  # [N, O, Ho, Wo]
-    return _add_bias(out, bias)
+    return _fold(ops.reshape(cols, (-1, n * math.prod(grid))), window, tuple(grid), size)  # [N, O, Ho, Wo]
 
 
 # =================================================================================================
@@ -350,25 +555,90 @@ def _pool_window(where: str, kernel_size: IntOrPair, stride: IntOrPair | None, p
     return window
 
 
+def _offset_views(x: Any, window: Window, grid: tuple[int, int]) -> Iterator[Any]:
+    """For each kernel offset (i, j) in row-major order, the [N, C, Ho, Wo] view of padded x it reads."""
+    (kh, kw), (sh, sw), _, (dh, dw) = window
+    ho, wo = grid
+    for i in range(kh):
+        for j in range(kw):
+            yield x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+
+
+def _padded(x: Any, window: Window, fill: float) -> Any:
+    """x [N, C, H, W] with `fill` around its two spatial axes (x itself when there is no padding)."""
+    ph, pw = window.padding
+    if not (ph or pw):
+        return x
+    return xp_of(x).pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+
+
+def _window_max(x: Any, window: Window, grid: tuple[int, int]) -> tuple[Any, Any]:
+    """Each window's largest value and which kernel offset holds its first maximum (or first NaN), [N, C, Ho, Wo].
+
+    A running maximum over the kh·kw offset views; an offset takes over only where it is strictly larger,
+    so ties keep the first. NaN (rare) is routed by a second pass over the windows that hold one.
+    """
+    xp = xp_of(x)
+    padded = _padded(x, window, -np.inf)
+    views = _offset_views(padded, window, grid)
+    best = next(views).copy(order="K")  # (in x's memory order, which the views share)
+    offsets = xp.zeros_like(best, dtype=np.int8 if math.prod(window.kernel) < 128 else np.int32)
+    later, taken = xp.empty_like(best, dtype=bool), xp.empty_like(offsets)
+    for k, view in enumerate(views, start=1):
+        xp.greater(view, best, out=later)
+        xp.multiply(later, k, out=taken)
+        xp.maximum(offsets, taken, out=offsets)  # k only grows, so this sets offsets to k exactly where `later`
+        xp.maximum(best, view, out=best)  # NaN wins, as the window max should
+    nan = xp.isnan(best)
+    if nan.any():
+        for k, view in reversed(list(enumerate(_offset_views(padded, window, grid)))):
+            xp.copyto(offsets, k, where=nan & xp.isnan(view))
+    return best, offsets
+
+
+def _pool_gather(x: Tensor, offsets: Any, window: Window) -> Tensor:
+    """The op x ↦ out[n, c, p, q] = x_pad[n, c, window (p, q) at kernel offset offsets[n, c, p, q]]."""
+    xp = xp_of(x.data)
+    out = xp.zeros(offsets.shape, dtype=x.dtype)  # [N, C, Ho, Wo]
+    for k, view in enumerate(_offset_views(_padded(x.data, window, 0.0), window, offsets.shape[2:])):
+        xp.copyto(out, view, where=offsets == k)
+    size = x.shape[2:]
+    return record_op("max_pool2d_gather", out, (x,), lambda g, _: (_pool_scatter(g, offsets, window, size),))
+
+
+def _pool_scatter(g: Tensor, offsets: Any, window: Window, size: tuple[int, int]) -> Tensor:
+    """The adjoint of `_pool_gather`: each g[n, c, p, q] added onto the input entry that window picked."""
+    xp = xp_of(g.data)
+    (ph, pw), (h, w) = window.padding, size
+    n, c = g.shape[:2]
+    if _channels_last(offsets).flags.c_contiguous:  # keep the input's memory order (channels-last after a conv)
+        out = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=g.dtype).transpose(0, 3, 1, 2)  # [N, C, Hp, Wp] view
+    else:
+        out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=g.dtype)  # [N, C, Hp, Wp]
+    overlapping = any(k > s for k, s in zip(window.kernel, window.stride))
+    for k, view in enumerate(_offset_views(out, window, offsets.shape[2:])):
+        if overlapping:
+            view += g.data * (offsets == k)  # (one offset never reads a pixel twice: safe in place)
+        else:
+            xp.multiply(g.data, offsets == k, out=view)  # each pixel lies in one window at most
+    out = out[:, :, ph : ph + h, pw : pw + w]
+    return record_op("max_pool2d_backward", out, (g,), lambda h, _: (_pool_gather(h, offsets, window),))
+
+
 def max_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
     """Largest value of each window (padding is -inf); x [N, C, H, W] → [N, C, Ho, Wo].
 
     Gradient routing: each output's gradient goes to one input, the first maximal entry of its window in
     row-major order (as torch does on the CPU); tied entries after it get nothing. A window holding a NaN
-    returns NaN and routes to the first NaN.
+    returns NaN and routes to the first NaN. The windows are read as kh·kw strided views of x (no unfold):
+    only the winning offset of each window, a byte per output, is saved for backward.
     """
     x = _image("max_pool2d", x)
     window = _pool_window("max_pool2d", kernel_size, stride, padding)
     grid = window.grid("max_pool2d", x.shape[2:])
-    n, c = x.shape[:2]
-    cols = ops.reshape(_unfold(x, window, grid, fill=-np.inf), (c, -1, n, *grid))  # [C, kh·kw, N, Ho, Wo]
-    xp = xp_of(cols.data)
-    first_max = xp.argmax(cols.data, axis=1)[:, None]  # [C, 1, N, Ho, Wo]: the first maximal entry (or NaN)
-    chosen = xp.arange(cols.shape[1])[:, None, None, None] == first_max  # [C, kh·kw, N, Ho, Wo], one True per window
-    out = record_op(  # out = Σ_k chosen·cols over the window, whose value is simply the window max
-        "max_pool2d", cols.data.max(axis=1), (cols,), lambda g, _: (ops.where(chosen, ops.unsqueeze(g, 1), 0.0),)
-    )  # [C, N, Ho, Wo]
-    return ops.permute(out, (1, 0, 2, 3))
+    out, offsets = _window_max(x.data, window, grid)
+    size = x.shape[2:]
+    return record_op("max_pool2d", out, (x,), lambda g, _: (_pool_scatter(g, offsets, window, size),))
 
 
 def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from tinyzoo.autograd import ops
-from tinyzoo.autograd.tensor import Tensor
+from tinyzoo.autograd.engine import grad as autograd_grad
+from tinyzoo.autograd.tensor import Tensor, is_grad_enabled, record_op
+from tinyzoo.backend import xp_of
 from tinyzoo.errors import ShapeError
 from tinyzoo.nn import functional as F
 from tinyzoo.nn import init
@@ -121,6 +123,74 @@ class Embedding(_Layer):
 # =================================================================================================
 # Normalisation
 # =================================================================================================
+def _channels_last_rows(x: Any) -> Any:
+    """x [N, C, *] as rows [N·∏*, C] (a view when x's memory is channels-last, as a conv's output is)."""
+    return x.reshape(-1, x.shape[1]) if x.ndim == 2 else x.transpose(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
+
+
+def _like_input(rows: Any, shape: tuple[int, ...]) -> Any:
+    """Rows [N·∏*, C] back as an [N, C, *] view (channels-last in memory)."""
+    if len(shape) == 2:
+        return rows
+    return rows.reshape(shape[0], *shape[2:], shape[1]).transpose(0, len(shape) - 1, *range(1, len(shape) - 1))
+
+
+def batch_norm_training(
+    x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, relu: bool = False
+) -> tuple[Tensor, Any, Any]:
+    """Training-mode batch norm (optionally followed by ReLU) as one op; also returns the batch μ and biased σ².
+
+    The same function as `F.batch_norm(x, None, None, weight, bias, training=True)` (then `F.relu`),
+    which stays the readable reference it is tested against. That one records five ops and keeps x̂,
+    x̂·γ and the output until backward; this one keeps only x (its input) and two numbers per channel,
+    recomputing x̂ = (x - μ)·s in backward (s = 1/√(σ² + ε)), and works on channels-last rows [M, C]:
+
+        forward:   y = max(x̂·γ + β, 0)
+        backward:  g' = g·[y > 0],  dβ = Σ g',  dγ = Σ g'·x̂,  dx = γ·s·(g' - dβ/M - x̂·dγ/M)
+
+    A second derivative (create_graph=True) differentiates the reference composition instead.
+    """
+    xp, shape = xp_of(x.data), x.shape
+    rows = _channels_last_rows(x.data)  # [M, C]
+    count = rows.shape[0]
+    mu = rows.mean(axis=0)  # [C]
+    out = rows - mu  # [M, C], becomes the output in place
+    var = xp.einsum("mc,mc->c", out, out) / count
+    inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype)
+    scale = inv_std if weight is None else inv_std * weight.data
+    out *= scale
+    if bias is not None:
+        out += bias.data
+    if relu:
+        xp.maximum(out, 0, out=out)
+
+    inputs = (x,) + tuple(t for t in (weight, bias) if t is not None)
+
+    def backward(g: Tensor, y: Tensor) -> tuple:
+        if is_grad_enabled():  # create_graph: differentiate the unfused reference, which records every step
+            reference = F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
+            reference = F.relu(reference) if relu else reference
+            wanted = [t for t in inputs if t.requires_grad]
+            grads = iter(autograd_grad(reference, wanted, g, create_graph=True))
+            return tuple(next(grads) if t.requires_grad else None for t in inputs)
+        grad_rows = _channels_last_rows(g.data)
+        if relu:
+            grad_rows = grad_rows * (_channels_last_rows(y.data) > 0)
+        x_hat = (_channels_last_rows(x.data) - mu) * inv_std  # [M, C]
+        grad_bias = grad_rows.sum(axis=0)
+        grad_weight = xp.einsum("mc,mc->c", grad_rows, x_hat)
+        grads = {id(weight): grad_weight, id(bias): grad_bias}
+        if x.requires_grad:
+            x_hat *= grad_weight / count
+            x_hat += grad_bias / count
+            grad_x = xp.subtract(grad_rows, x_hat, out=x_hat)
+            grad_x *= scale
+            grads[id(x)] = _like_input(grad_x, shape)
+        return tuple(Tensor(grads[id(t)]) if t.requires_grad else None for t in inputs)
+
+    return record_op("batch_norm_relu" if relu else "batch_norm", _like_input(out, shape), inputs, backward), mu, var
+
+
 class _BatchNorm(_Layer):
     """Shared by BatchNorm1d and BatchNorm2d: γ, β and the running statistics of `num_features` channels.
 
@@ -162,9 +232,16 @@ class _BatchNorm(_Layer):
             self.num_batches_tracked.data += 1
             if self.momentum is None:  # a plain average over every batch so far
                 momentum = 1.0 / float(self.num_batches_tracked.data)
-        return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, momentum, self.eps
-        )
+        count = x.size // x.shape[1]
+        if not (self.training or self.running_mean is None) or count <= 1:  # evaluation, or F's error for count 1
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, self.training, momentum, self.eps
+            )
+        out, mu, var = batch_norm_training(ops.as_tensor(x), self.weight, self.bias, self.eps)
+        if self.training and self.running_mean is not None:  # as F.batch_norm: the unbiased variance
+            self.running_mean.data[...] = (1 - momentum) * self.running_mean.data + momentum * mu
+            self.running_var.data[...] = (1 - momentum) * self.running_var.data + momentum * var * count / (count - 1)
+        return out
 
     def extra_repr(self) -> str:
         return (
