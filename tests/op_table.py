@@ -797,3 +797,70 @@ def _softmax_of_ints(data: Any, dtype: np.dtype) -> Drawn:
     return Drawn([], lambda: tz.softmax(tz.tensor(ints), -1), lambda: _np_softmax(ints.astype(np.float32), -1),
                  lambda t: t.softmax(t.from_numpy(ints).float(), -1), out_dtype=np.dtype(np.float32),
                  differentiable=False)  # fmt: skip
+
+
+def _conv_shapes(data: Any, spatial: int) -> tuple[tuple[int, ...], tuple[int, ...], dict]:
+    """An input and weight shape and the keyword arguments of a drawn convolution (groups, stride, dilation,
+    numeric or "same"/"valid" padding), batched or one unbatched sample."""
+    groups = data.draw(st.integers(1, 2))
+    channels, outputs = groups * data.draw(st.integers(1, 2)), groups * data.draw(st.integers(1, 2))
+    kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(spatial))
+    dilation = data.draw(st.integers(1, 2))
+    padding = data.draw(st.sampled_from([0, 1, "same", "valid"]))
+    stride = 1 if padding == "same" else data.draw(st.integers(1, 2))
+    size = tuple(dilation * (k - 1) + 1 + data.draw(st.integers(0, 3)) for k in kernel)
+    batch = data.draw(st.sampled_from([(), (1,), (2,)]))  # () is one unbatched sample
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    return batch + (channels, *size), (outputs, channels // groups, *kernel), kwargs
+
+
+@case("F.conv2d", "functional")
+def _conv2d(data: Any, dtype: np.dtype) -> Drawn:
+    x_shape, w_shape, kwargs = _conv_shapes(data, 2)
+    x, w, b = arr(data, x_shape, dtype), arr(data, w_shape, dtype), arr(data, w_shape[:1], dtype)
+    return Drawn([x, w, b], lambda *t: F.conv2d(*t, **kwargs), None, lambda t, *a: t.nn.functional.conv2d(*a, **kwargs))
+
+
+@case("F.conv1d", "functional")
+def _conv1d(data: Any, dtype: np.dtype) -> Drawn:
+    x_shape, w_shape, kwargs = _conv_shapes(data, 1)
+    x, w = arr(data, x_shape, dtype), arr(data, w_shape, dtype)
+    return Drawn([x, w], lambda *t: F.conv1d(*t, **kwargs), None, lambda t, *a: t.nn.functional.conv1d(*a, **kwargs))
+
+
+def _pool_args(data: Any) -> tuple[tuple[int, ...], int, int, int]:
+    """An image shape (batched or not), kernel, stride and padding (at most half the kernel) of a drawn pooling."""
+    kernel = data.draw(st.integers(1, 3))
+    stride, padding = data.draw(st.integers(1, 3)), data.draw(st.integers(0, kernel // 2))
+    shape = data.draw(st.sampled_from([(), (2,)])) + (2, kernel + data.draw(st.integers(0, 3)), kernel + 1)
+    return shape, kernel, stride, padding
+
+
+@case("F.max_pool2d", "functional")
+def _max_pool(data: Any, dtype: np.dtype) -> Drawn:
+    shape, kernel, stride, padding = _pool_args(data)
+    dilation, ceil_mode = data.draw(st.integers(1, 2)), data.draw(st.booleans())
+    x = arr(data, shape, dtype, distinct=True)
+    args = (kernel, stride, padding, dilation, ceil_mode)  # PyTorch's positional order
+    if any(dilation * (kernel - 1) + 1 > n + 2 * padding for n in shape[-2:]):
+        args = (kernel, stride, padding, 1, ceil_mode)
+    return Drawn([x], lambda t: F.max_pool2d(t, *args), None, lambda t, a: t.nn.functional.max_pool2d(a, *args))
+
+
+@case("F.avg_pool2d", "functional")
+def _avg_pool(data: Any, dtype: np.dtype) -> Drawn:
+    shape, kernel, stride, padding = _pool_args(data)
+    ceil_mode, count_include_pad = data.draw(st.booleans()), data.draw(st.booleans())
+    divisor = data.draw(st.sampled_from([None, 3]))
+    x = arr(data, shape, dtype)
+    args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)  # PyTorch's positional order
+    return Drawn([x], lambda t: F.avg_pool2d(t, *args), None, lambda t, a: t.nn.functional.avg_pool2d(a, *args))
+
+
+@case("F.adaptive_avg_pool2d", "functional")
+def _adaptive_avg_pool(data: Any, dtype: np.dtype) -> Drawn:
+    shape = data.draw(st.sampled_from([(), (2,)])) + (2, data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5)))
+    bins = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    x = arr(data, shape, dtype)
+    return Drawn([x], lambda t: F.adaptive_avg_pool2d(t, bins), None,
+                 lambda t, a: t.nn.functional.adaptive_avg_pool2d(a, bins))  # fmt: skip

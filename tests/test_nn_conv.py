@@ -442,9 +442,10 @@ def test_wrong_channels_name_the_layer_and_shapes():
 
 
 def test_wrong_rank_names_the_expected_layout():
-    with pytest.raises(ShapeError, match=r"Conv2d\(1→32, k=3\) got input \(1, 28, 28\): expected a 4-D input "
-                                         r"\[N, C, H, W\]; add a batch axis"):  # fmt: skip
-        Conv2d(1, 32, 3)(tz.randn(1, 28, 28))
+    assert Conv2d(1, 32, 3)(tz.randn(1, 28, 28)).shape == (32, 26, 26)  # one unbatched image, as in PyTorch
+    with pytest.raises(ShapeError, match=r"Conv2d\(1→32, k=3\) got input \(1, 28\): expected a 4-D input "
+                                         r"\[N, C, H, W\]"):  # fmt: skip
+        Conv2d(1, 32, 3)(tz.randn(1, 28))  # (a 2-D input is neither a batch nor one image)
     with pytest.raises(ShapeError, match=r"Conv1d\(2→4, k=3\) got input \(2, 2, 5, 5\): expected a 3-D input"):
         Conv1d(2, 4, 3)(tz.randn(2, 2, 5, 5))
     with pytest.raises(ShapeError, match=r"MaxPool2d\(k=2\) got input \(8,\)"):

@@ -32,7 +32,7 @@ is kept as the plainest reference the fast ops are tested against.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -131,6 +131,35 @@ def _image(where: str, x: Any) -> Tensor:
     x = ops.as_tensor(x)
     _check_input(where, x, "NCHW")
     return x
+
+
+def _one_sample(fn: Callable[..., Tensor], x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """fn on one unbatched sample ([C, H, W], [C, L]) as PyTorch's layers take it: a batch of one, then dropped."""
+    return ops.squeeze(fn(ops.unsqueeze(x, 0), *args, **kwargs), 0)
+
+
+def _string_padding(where: str, padding: Any, kernel: Sequence[int], stride: IntOrPair,
+                    dilation: IntOrPair) -> tuple[tuple[int, ...], tuple[int, ...]] | None:  # fmt: skip
+    """PyTorch's padding="valid" (none) or "same" (the output keeps the input's size; stride 1 only) as the
+    padding before and after each spatial axis — "same" puts the odd one after, as PyTorch does. None for numbers."""
+    if not isinstance(padding, str):
+        return None
+    n = len(kernel)
+    if padding == "valid":
+        return (0,) * n, (0,) * n
+    if padding != "same":
+        raise ValueError(f"{where}: padding must be a number, a tuple, 'valid' or 'same', got {padding!r}")
+    if any(s != 1 for s in _tuple(stride, n, "stride", 1)):
+        raise ValueError(f"{where}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
+    total = [d * (k - 1) for k, d in zip(kernel, _tuple(dilation, n, "dilation", 1))]
+    return tuple(t // 2 for t in total), tuple(t - t // 2 for t in total)
+
+
+def _pad_after(x: Tensor, extra: Sequence[int], value: float = 0.0) -> Tensor:
+    """x with `extra` more entries after each of its last len(extra) axes (x itself when there are none)."""
+    if not any(extra):
+        return x
+    return ops.pad(x, [(0, 0)] * (x.ndim - len(extra)) + [(0, e) for e in extra], value=value)
 
 
 # =================================================================================================
@@ -457,9 +486,16 @@ def conv2d(
     dilation: IntOrPair = 1,
     groups: int = 1,
 ) -> Tensor:
-    """2-D cross-correlation: x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] → [N, O, Ho, Wo]."""
+    """2-D cross-correlation: x [N, C, H, W] (or one image [C, H, W]), weight [O, C/groups, kh, kw], bias [O]
+    → [N, O, Ho, Wo]; padding is a number, a pair, "valid" or "same", as in PyTorch."""
     x, weight = ops.as_tensor(x), ops.as_tensor(weight)
+    if x.ndim == 3:
+        return _one_sample(conv2d, x, weight, bias, stride, padding, dilation, groups)
     _check_weight("conv2d", weight, 4, groups)
+    uneven = _string_padding("conv2d", padding, weight.shape[2:], stride, dilation)
+    if uneven:
+        padding, after = uneven
+        x = _pad_after(x, [a - b for a, b in zip(after, padding)])
     bias = _check_bias("conv2d", bias, weight.shape[0])
     _check_input("conv2d", x, "NCHW", channels=weight.shape[1] * groups)
     window = Window.of(2, weight.shape[2:], stride, padding, dilation)
@@ -476,9 +512,16 @@ def conv1d(
     dilation: IntOrPair = 1,
     groups: int = 1,
 ) -> Tensor:
-    """1-D cross-correlation: x [N, C, L], weight [O, C/groups, k], bias [O] → [N, O, Lo] (conv2d on a unit axis)."""
+    """1-D cross-correlation: x [N, C, L] (or one sequence [C, L]), weight [O, C/groups, k], bias [O] → [N, O, Lo]
+    (conv2d on a unit axis); padding is a number, "valid" or "same"."""
     x, weight = ops.as_tensor(x), ops.as_tensor(weight)
+    if x.ndim == 2:
+        return _one_sample(conv1d, x, weight, bias, stride, padding, dilation, groups)
     _check_weight("conv1d", weight, 3, groups)
+    uneven = _string_padding("conv1d", padding, weight.shape[2:], stride, dilation)
+    if uneven:
+        (padding,), (after,) = uneven
+        x = _pad_after(x, [after - padding])
     bias = _check_bias("conv1d", bias, weight.shape[0])
     _check_input("conv1d", x, "NCL", channels=weight.shape[1] * groups)
     line = Window.of(1, weight.shape[2:], stride, padding, dilation)
@@ -499,11 +542,14 @@ def conv_transpose2d(
     groups: int = 1,
     dilation: IntOrPair = 1,
 ) -> Tensor:
-    """Transposed 2-D convolution (conv2d's adjoint): x [N, C, H, W], weight [C, O/groups, kh, kw] → [N, O, Ho, Wo].
+    """Transposed 2-D convolution (conv2d's adjoint): x [N, C, H, W] (or [C, H, W]), weight [C, O/groups, kh, kw]
+    → [N, O, Ho, Wo].
 
     Ho = (H - 1)·s - 2p + d·(kh - 1) + output_padding + 1, the input size of the conv2d it undoes.
     """
     x, weight = ops.as_tensor(x), ops.as_tensor(weight)
+    if x.ndim == 3:
+        return _one_sample(conv_transpose2d, x, weight, bias, stride, padding, output_padding, groups, dilation)
     _check_weight("conv_transpose2d", weight, 4, groups)
     bias = _check_bias("conv_transpose2d", bias, weight.shape[1] * groups)
     _check_input("conv_transpose2d", x, "NCHW", channels=weight.shape[0])
@@ -547,12 +593,25 @@ def conv_transpose2d_unfold(x: Tensor, weight: Tensor, window: Window, groups: i
 # =================================================================================================
 # Pooling
 # =================================================================================================
-def _pool_window(where: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair) -> Window:
+def _pool_window(where: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair,
+                 dilation: IntOrPair = 1) -> Window:  # fmt: skip
     """The window of a pooling layer: stride defaults to the kernel, padding is at most half the kernel."""
-    window = Window.of(2, kernel_size, kernel_size if stride is None else stride, padding, 1)
+    window = Window.of(2, kernel_size, kernel_size if stride is None else stride, padding, dilation)
     if any(2 * p > k for p, k in zip(window.padding, window.kernel)):
         raise ValueError(f"{where}: padding {window.padding} must be at most half the kernel size {window.kernel}")
     return window
+
+
+def _ceil_overhang(window: Window, size: Sequence[int]) -> tuple[int, ...]:
+    """How far ceil_mode's last window reaches past the padded input, per axis (PyTorch's rule: one more
+    window when the remainder is partial, as long as that window starts inside the input or its left padding)."""
+    extra = []
+    for n, span, s, p in zip(size, window.spans(), window.stride, window.padding):
+        out = -(-(n + 2 * p - span) // s) + 1
+        if (out - 1) * s >= n + p:
+            out -= 1
+        extra.append(max((out - 1) * s + span - (n + 2 * p), 0))  # (negative: the grid stops short anyway)
+    return tuple(extra)
 
 
 def _offset_views(x: Any, window: Window, grid: tuple[int, int]) -> Iterator[Any]:
@@ -615,7 +674,7 @@ def _pool_scatter(g: Tensor, offsets: Any, window: Window, size: tuple[int, int]
         out = xp.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=g.dtype).transpose(0, 3, 1, 2)  # [N, C, Hp, Wp] view
     else:
         out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=g.dtype)  # [N, C, Hp, Wp]
-    overlapping = any(k > s for k, s in zip(window.kernel, window.stride))
+    overlapping = any(span > s for span, s in zip(window.spans(), window.stride))
     for k, view in enumerate(_offset_views(out, window, offsets.shape[2:])):
         if overlapping:
             view += g.data * (offsets == k)  # (one offset never reads a pixel twice: safe in place)
@@ -625,30 +684,55 @@ def _pool_scatter(g: Tensor, offsets: Any, window: Window, size: tuple[int, int]
     return record_op("max_pool2d_backward", out, (g,), lambda h, _: (_pool_gather(h, offsets, window),))
 
 
-def max_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
-    """Largest value of each window (padding is -inf); x [N, C, H, W] → [N, C, Ho, Wo].
+def max_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+               dilation: IntOrPair = 1, ceil_mode: bool = False) -> Tensor:  # fmt: skip
+    """Largest value of each window (padding is -inf); x [N, C, H, W] (or [C, H, W]) → [N, C, Ho, Wo];
+    PyTorch's arguments, in its order (ceil_mode: a last, partial window where the input leaves one).
 
     Gradient routing: each output's gradient goes to one input, the first maximal entry of its window in
     row-major order (as torch does on the CPU); tied entries after it get nothing. A window holding a NaN
     returns NaN and routes to the first NaN. The windows are read as kh·kw strided views of x (no unfold):
     only the winning offset of each window, a byte per output, is saved for backward.
     """
+    x = ops.as_tensor(x)
+    if x.ndim == 3:
+        return _one_sample(max_pool2d, x, kernel_size, stride, padding, dilation, ceil_mode)
     x = _image("max_pool2d", x)
-    window = _pool_window("max_pool2d", kernel_size, stride, padding)
+    window = _pool_window("max_pool2d", kernel_size, stride, padding, dilation)
+    if ceil_mode:
+        x = _pad_after(x, _ceil_overhang(window, x.shape[2:]), -np.inf)
     grid = window.grid("max_pool2d", x.shape[2:])
     out, offsets = _window_max(x.data, window, grid)
     size = x.shape[2:]
     return record_op("max_pool2d", out, (x,), lambda g, _: (_pool_scatter(g, offsets, window, size),))
 
 
-def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> Tensor:
-    """Mean of each window, counting padded zeros (torch's count_include_pad=True); [N, C, H, W] → [N, C, Ho, Wo]."""
+def avg_pool2d(x: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:  # fmt: skip
+    """Mean of each window, x [N, C, H, W] (or [C, H, W]) → [N, C, Ho, Wo], with PyTorch's arguments in its order:
+    padded zeros count towards the mean unless count_include_pad=False (ceil_mode's overhang never does);
+    divisor_override replaces the count."""
+    x = ops.as_tensor(x)
+    if x.ndim == 3:
+        return _one_sample(avg_pool2d, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     x = _image("avg_pool2d", x)
     window = _pool_window("avg_pool2d", kernel_size, stride, padding)
-    grid = window.grid("avg_pool2d", x.shape[2:])
+    overhang = _ceil_overhang(window, x.shape[2:]) if ceil_mode else (0, 0)
+    (ph, pw), (h, w) = window.padding, x.shape[2:]
+    padded = ops.pad(x, ((0, 0), (0, 0), (ph, ph + overhang[0]), (pw, pw + overhang[1])))  # zeros
+    flat = Window(window.kernel, window.stride, (0, 0), window.dilation)
+    grid = flat.grid("avg_pool2d", padded.shape[2:])
     n, c = x.shape[:2]
-    cols = ops.reshape(_unfold(x, window, grid), (c, -1, n, *grid))  # [C, kh·kw, N, Ho, Wo]
-    return ops.permute(ops.mean(cols, axis=1), (1, 0, 2, 3))
+    cols = ops.reshape(_unfold(padded, flat, grid), (c, -1, n, *grid))  # [C, kh·kw, N, Ho, Wo]
+    sums = ops.permute(ops.sum(cols, axis=1), (1, 0, 2, 3))  # [N, C, Ho, Wo]
+    if divisor_override:
+        return sums / divisor_override
+    counted = np.zeros((1, 1, *padded.shape[2:]), dtype=x.dtype)  # which padded cells count towards the mean
+    counted[..., : h + 2 * ph, : w + 2 * pw] = 1 if count_include_pad else 0
+    counted[..., ph : ph + h, pw : pw + w] = 1
+    divisor = _im2col(counted, flat, grid, 0.0).sum(axis=0).reshape(grid)  # [Ho, Wo]
+    return sums / Tensor(backend.to_device(divisor, x.device))
 
 
 def _bin_means(size: int, bins: int) -> np.ndarray:
@@ -666,6 +750,9 @@ def adaptive_avg_pool2d(x: Any, output_size: int | Sequence[int | None]) -> Tens
     A rectangular bin's mean is the row-bin mean of the column-bin means, so
     out[n, c] = A_h @ x[n, c] @ A_wᵀ with A the [bins, size] averaging matrices. None keeps an axis's size.
     """
+    x = ops.as_tensor(x)
+    if x.ndim == 3:
+        return _one_sample(adaptive_avg_pool2d, x, output_size)
     x = _image("adaptive_avg_pool2d", x)
     sizes = (output_size, output_size) if isinstance(output_size, (int, np.integer)) else tuple(output_size)
     if len(sizes) != 2:
@@ -746,20 +833,24 @@ class Conv2d(_ConvNd):
         out_channels: int,
         kernel_size: IntOrPair,
         stride: IntOrPair = 1,
-        padding: IntOrPair = 0,
+        padding: IntOrPair | str = 0,
         dilation: IntOrPair = 1,
         groups: int = 1,
         bias: bool = True,
     ) -> None:
-        window = Window.of(2, kernel_size, stride, padding, dilation)
+        uneven = _string_padding("Conv2d", padding, _tuple(kernel_size, 2, "kernel_size", 1), stride, dilation)
+        window = Window.of(2, kernel_size, stride, uneven[0] if uneven else padding, dilation)
         shape = (out_channels, in_channels // groups, *window.kernel)
         super().__init__(in_channels, out_channels, window, groups, bias, shape)
+        self.padding_arg = padding  # what forward passes on: numbers, "valid" or "same"
 
     def forward(self, x: Tensor) -> Tensor:
-        """[N, in, H, W] → [N, out, Ho, Wo]."""
+        """[N, in, H, W] → [N, out, Ho, Wo] (one image [in, H, W] → [out, Ho, Wo])."""
         x = ops.as_tensor(x)
+        if x.ndim == 3:
+            return _one_sample(self.forward, x)
         _check_input(self.short_name(), x, "NCHW", channels=self.in_channels, window=self.window)
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding_arg, self.dilation, self.groups)
 
 
 class Conv1d(_ConvNd):
@@ -771,20 +862,24 @@ class Conv1d(_ConvNd):
         out_channels: int,
         kernel_size: IntOrPair,
         stride: IntOrPair = 1,
-        padding: IntOrPair = 0,
+        padding: IntOrPair | str = 0,
         dilation: IntOrPair = 1,
         groups: int = 1,
         bias: bool = True,
     ) -> None:
-        window = Window.of(1, kernel_size, stride, padding, dilation)
+        uneven = _string_padding("Conv1d", padding, _tuple(kernel_size, 1, "kernel_size", 1), stride, dilation)
+        window = Window.of(1, kernel_size, stride, uneven[0] if uneven else padding, dilation)
         shape = (out_channels, in_channels // groups, *window.kernel)
         super().__init__(in_channels, out_channels, window, groups, bias, shape)
+        self.padding_arg = padding  # what forward passes on: numbers, "valid" or "same"
 
     def forward(self, x: Tensor) -> Tensor:
-        """[N, in, L] → [N, out, Lo]."""
+        """[N, in, L] → [N, out, Lo] (one sequence [in, L] → [out, Lo])."""
         x = ops.as_tensor(x)
+        if x.ndim == 2:
+            return _one_sample(self.forward, x)
         _check_input(self.short_name(), x, "NCL", channels=self.in_channels, window=self.window)
-        return conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return conv1d(x, self.weight, self.bias, self.stride, self.padding_arg, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -810,6 +905,8 @@ class ConvTranspose2d(_ConvNd):
     def forward(self, x: Tensor) -> Tensor:
         """[N, in, H, W] → [N, out, Ho, Wo], Ho = (H - 1)·s - 2p + d·(k - 1) + output_padding + 1."""
         x = ops.as_tensor(x)
+        if x.ndim == 3:
+            return _one_sample(self.forward, x)
         _check_input(self.short_name(), x, "NCHW", channels=self.in_channels)
         return conv_transpose2d(
             x, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups, self.dilation
@@ -819,11 +916,12 @@ class ConvTranspose2d(_ConvNd):
 class _Pool2d(Module):
     """What MaxPool2d and AvgPool2d share: a window with stride defaulting to the kernel size."""
 
-    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> None:
+    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+                 dilation: IntOrPair = 1, ceil_mode: bool = False) -> None:  # fmt: skip
         super().__init__()
-        window = _pool_window(type(self).__name__, kernel_size, stride, padding)
-        self.kernel_size, self.stride, self.padding, _ = window
-        self.window = window
+        window = _pool_window(type(self).__name__, kernel_size, stride, padding, dilation)
+        self.kernel_size, self.stride, self.padding, self.dilation = window
+        self.window, self.ceil_mode = window, ceil_mode
 
     def short_name(self) -> str:
         """A short name for error messages, e.g. "MaxPool2d(k=2)"."""
@@ -839,20 +937,30 @@ class MaxPool2d(_Pool2d):
     """Max pooling layer (see `max_pool2d` for how ties route the gradient)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        """[N, C, H, W] → [N, C, Ho, Wo]."""
+        """[N, C, H, W] → [N, C, Ho, Wo] (one image [C, H, W] → [C, Ho, Wo])."""
         x = ops.as_tensor(x)
+        if x.ndim == 3:
+            return _one_sample(self.forward, x)
         _check_input(self.short_name(), x, "NCHW", window=self.window)
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
 
 class AvgPool2d(_Pool2d):
-    """Average pooling layer (padded zeros count towards the mean)."""
+    """Average pooling layer (padded zeros count towards the mean unless count_include_pad=False)."""
+
+    def __init__(self, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode)
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        """[N, C, H, W] → [N, C, Ho, Wo]."""
+        """[N, C, H, W] → [N, C, Ho, Wo] (one image [C, H, W] → [C, Ho, Wo])."""
         x = ops.as_tensor(x)
+        if x.ndim == 3:
+            return _one_sample(self.forward, x)
         _check_input(self.short_name(), x, "NCHW", window=self.window)
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                          self.divisor_override)  # fmt: skip
 
 
 class AdaptiveAvgPool2d(Module):
@@ -863,8 +971,10 @@ class AdaptiveAvgPool2d(Module):
         self.output_size = output_size
 
     def forward(self, x: Tensor) -> Tensor:
-        """[N, C, H, W] → [N, C, *output_size]."""
+        """[N, C, H, W] → [N, C, *output_size] (one image [C, H, W] → [C, *output_size])."""
         x = ops.as_tensor(x)
+        if x.ndim == 3:
+            return _one_sample(self.forward, x)
         _check_input(self.short_name(), x, "NCHW")
         return adaptive_avg_pool2d(x, self.output_size)
 

@@ -163,6 +163,19 @@ class _ConvStep:
             xp.add(self.rows, self.bias_rows, out=self.rows)
 
 
+def _plans_padding(layer: Conv2d) -> bool:
+    """True for the padding a plan computes: symmetric ("same" with an even span is not)."""
+    return not isinstance(layer.padding_arg, str) or all(2 * p == d * (k - 1) or layer.padding_arg == "valid"
+                                                         for p, k, d in zip(layer.padding, layer.kernel_size,
+                                                                            layer.dilation))  # fmt: skip
+
+
+def _plans_pooling(layer: MaxPool2d | AvgPool2d) -> bool:
+    """True for the pooling a plan computes: no ceil_mode, no dilation, padded zeros counted."""
+    plain = not layer.ceil_mode and layer.dilation == (1, 1)
+    return plain and (isinstance(layer, MaxPool2d) or (layer.count_include_pad and layer.divisor_override is None))
+
+
 def _pool_step(layer: MaxPool2d | AvgPool2d, source: Any, index: int) -> tuple[Any, list[Step]]:
     """Max or average pooling of a channels-last buffer as a running max (or sum) over the kernel offsets."""
     xp, (b, h, w, c) = xp_of(source), source.shape
@@ -244,7 +257,7 @@ class InferencePlan:
                              f"gets rows of shape {current.shape[1:]}; give input_shape as (C, H, W)")  # fmt: skip
         if isinstance(layer, Conv2d) and current.shape[3] != layer.in_channels:
             raise ShapeError(f"InferencePlan: layer {index} ({layer.short_name()}) gets {current.shape[3]} channels")
-        if isinstance(layer, Conv2d) and layer.groups == 1:
+        if isinstance(layer, Conv2d) and layer.groups == 1 and _plans_padding(layer):
             step = _ConvStep(layer, current)
             self.steps.append(step)
             self._last_conv = step
@@ -252,7 +265,7 @@ class InferencePlan:
         if isinstance(layer, BatchNorm2d) and conv is not None and layer.running_mean is not None:
             conv.fold_batch_norm(layer)
             return current
-        if isinstance(layer, (MaxPool2d, AvgPool2d)):
+        if isinstance(layer, (MaxPool2d, AvgPool2d)) and _plans_pooling(layer):
             target, steps = _pool_step(layer, current, index)
             self.steps += steps
             return target
