@@ -649,7 +649,7 @@ def _window_max(x: Any, window: Window, grid: tuple[int, int]) -> tuple[Any, Any
         xp.maximum(offsets, taken, out=offsets)  # k only grows, so this sets offsets to k exactly where `later`
         xp.maximum(best, view, out=best)  # NaN wins, as the window max should
     nan = xp.isnan(best)
-    if nan.any():
+    if xp is not np or nan.any():  # (on a GPU the pass runs unasked: asking would wait for the device)
         for k, view in reversed(list(enumerate(_offset_views(padded, window, grid)))):
             xp.copyto(offsets, k, where=nan & xp.isnan(view))
     return best, offsets
