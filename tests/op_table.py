@@ -864,3 +864,112 @@ def _adaptive_avg_pool(data: Any, dtype: np.dtype) -> Drawn:
     x = arr(data, shape, dtype)
     return Drawn([x], lambda t: F.adaptive_avg_pool2d(t, bins), None,
                  lambda t, a: t.nn.functional.adaptive_avg_pool2d(a, bins))  # fmt: skip
+
+
+@case("F.pad", "functional")
+def _torch_pad(data: Any, dtype: np.dtype) -> Drawn:
+    x = arr(data, any_shape(min_dims=1), dtype)
+    widths = [data.draw(st.integers(0, 2)) for _ in range(2 * data.draw(st.integers(1, x.ndim)))]  # last axis first
+    value = data.draw(st.sampled_from([0.0, -1.5]))
+    numpy_widths = [(0, 0)] * (x.ndim - len(widths) // 2) + [(widths[2 * i], widths[2 * i + 1])
+                                                             for i in reversed(range(len(widths) // 2))]  # fmt: skip
+    return Drawn([x], lambda t: F.pad(t, widths, value=value),
+                 lambda a: np.pad(a, numpy_widths, constant_values=value),
+                 lambda t, a: t.nn.functional.pad(a, widths, value=value))  # fmt: skip
+
+
+@case("F.embedding", "functional")
+def _embedding(data: Any, dtype: np.dtype) -> Drawn:
+    rows = data.draw(st.integers(1, 5))
+    weight = arr(data, (rows, data.draw(st.integers(0, 3))), dtype)
+    ids = data.draw(tzst.index_arrays(rows, data.draw(any_shape(max_dims=2))))
+    return Drawn([weight], lambda w: F.embedding(ids, w), lambda w: w[ids],
+                 lambda t, w: t.nn.functional.embedding(t.from_numpy(ids), w))  # fmt: skip
+
+
+@case("F.one_hot", "functional")
+def _one_hot(data: Any, dtype: np.dtype) -> Drawn:
+    classes = data.draw(st.integers(1, 5))
+    ids = data.draw(tzst.index_arrays(classes, data.draw(any_shape(max_dims=2))))
+    return Drawn([], lambda: F.one_hot(ids, classes), lambda: np.eye(classes, dtype=np.int64)[ids],
+                 lambda t: t.nn.functional.one_hot(t.from_numpy(ids), classes), differentiable=False)  # fmt: skip
+
+
+@case("F.batch_norm", "functional")
+def _batch_norm(data: Any, dtype: np.dtype) -> Drawn:
+    shape = (data.draw(st.integers(2, 4)), data.draw(st.integers(1, 3))) + data.draw(any_shape(max_dims=2, min_side=1))
+    x = arr(data, shape, dtype, distinct=True)
+    w, b = arr(data, shape[1:2], dtype), arr(data, shape[1:2], dtype)
+    axes = (0, *range(2, len(shape)))
+    view = (1, -1) + (1,) * (len(shape) - 2)
+
+    def ref(a: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+        mean, var = a.mean(axes, keepdims=True), a.var(axes, keepdims=True)
+        return ((a - mean) / np.sqrt(var + 1e-5) * c.reshape(view) + d.reshape(view)).astype(a.dtype)
+
+    return Drawn([x, w, b], lambda a, c, d: F.batch_norm(a, None, None, c, d, training=True), ref,
+                 lambda t, a, c, d: t.nn.functional.batch_norm(a, None, None, c, d, training=True))  # fmt: skip
+
+
+@case("F.group_norm", "functional")
+def _group_norm(data: Any, dtype: np.dtype) -> Drawn:
+    groups = data.draw(st.integers(1, 2))
+    shape = (data.draw(st.integers(1, 3)), groups * data.draw(st.integers(1, 2)), data.draw(st.integers(2, 4)))
+    x, w, b = arr(data, shape, dtype, distinct=True), arr(data, shape[1:2], dtype), arr(data, shape[1:2], dtype)
+    return Drawn([x, w, b], lambda a, c, d: F.group_norm(a, groups, c, d), None,
+                 lambda t, a, c, d: t.nn.functional.group_norm(a, groups, c, d))  # fmt: skip
+
+
+@case("F.nll_loss", "functional")
+def _nll_loss(data: Any, dtype: np.dtype) -> Drawn:
+    n, classes = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    log_p = arr(data, (n, classes), dtype)
+    labels = data.draw(tzst.index_arrays(classes, (n,)))
+    labels[0] = data.draw(st.sampled_from([labels[0], -100]))  # an ignored target too
+    reduction = data.draw(st.sampled_from(["sum", "none"] + (["mean"] if labels[0] != -100 or n > 1 else [])))
+
+    def ref(a: np.ndarray) -> np.ndarray:
+        kept = labels != -100
+        picked = np.where(kept, -a[np.arange(n), np.where(kept, labels, 0)], 0.0)
+        return {"mean": lambda v: v.sum() / kept.sum(), "sum": np.sum, "none": lambda v: v}[reduction](picked)
+
+    return Drawn([log_p], lambda a: F.nll_loss(a, labels, reduction=reduction),
+                 lambda a: np.asarray(ref(a)).astype(dtype),
+                 lambda t, a: t.nn.functional.nll_loss(a, t.from_numpy(labels), reduction=reduction))  # fmt: skip
+
+
+@case("F.binary_cross_entropy", "functional")
+def _bce(data: Any, dtype: np.dtype) -> Drawn:
+    shape = data.draw(any_shape(min_side=1))
+    p, y = arr(data, shape, dtype, low=0.05, high=0.95), arr(data, shape, dtype, low=0.0, high=1.0)
+    return Drawn([p, y], F.binary_cross_entropy,
+                 lambda a, b: np.mean(-(b * np.log(a) + (1 - b) * np.log1p(-a))).astype(a.dtype),
+                 lambda t, a, b: t.nn.functional.binary_cross_entropy(a, b))  # fmt: skip
+
+
+@case("F.conv_transpose2d", "functional")
+def _conv_transpose(data: Any, dtype: np.dtype) -> Drawn:
+    groups = data.draw(st.integers(1, 2))
+    channels, outputs = groups * data.draw(st.integers(1, 2)), groups * data.draw(st.integers(1, 2))
+    kernel = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    stride, dilation = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))
+    padding = data.draw(st.integers(0, min(kernel) - 1))
+    extra = data.draw(st.integers(0, max(stride, dilation) - 1))
+    height, width = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    shape = data.draw(st.sampled_from([(), (2,)])) + (channels, height, width)
+    x, w = arr(data, shape, dtype), arr(data, (channels, outputs // groups, *kernel), dtype)
+    args = (None, stride, padding, extra, groups, dilation)  # PyTorch's positional order
+    sizes = [(n - 1) * stride - 2 * padding + dilation * (k - 1) + extra + 1 for n, k in zip(shape[-2:], kernel)]
+    if min(sizes) < 1:
+        args = (None, stride, 0, 0, groups, dilation)
+    return Drawn([x, w], lambda a, c: F.conv_transpose2d(a, c, *args), None,
+                 lambda t, a, c: t.nn.functional.conv_transpose2d(a, c, *args))  # fmt: skip
+
+
+@case("F.dropout_eval", "functional")
+def _dropout_eval(data: Any, dtype: np.dtype) -> Drawn:
+    x = arr(data, any_shape(), dtype)
+    p = data.draw(st.sampled_from([0.0, 0.3, 1.0]))
+    training = p == 0.0  # with p = 0 training is the identity too; p > 0 is random, checked in test_nn_functional
+    return Drawn([x], lambda t: F.dropout(t, p, training), np.copy,
+                 lambda t, a: t.nn.functional.dropout(a, p, training))  # fmt: skip
