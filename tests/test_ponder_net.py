@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyzoo as tz
+from tinyzoo.errors import TinyzooError
 from tinyzoo.models.ponder_net import (
     PonderGRU,
     expected_steps,
@@ -104,3 +105,19 @@ def test_example_without_gpu_exits_2(load_example, capsys):
     example = load_example("ponder_parity")
     assert example.run_main(example.main, ["--device", "gpu", "--steps", "1"]) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def test_parity_batch_draws_the_number_of_non_zero_entries_from_the_given_range():
+    x, _ = parity_batch(500, 16, np.random.default_rng(0), nonzero=(9, 16))
+    k = (x != 0).sum(axis=1)
+    assert k.min() == 9 and k.max() == 16
+    with pytest.raises(TinyzooError, match="nonzero"):
+        parity_batch(4, 8, np.random.default_rng(0), nonzero=(0, 4))
+
+
+def test_extrapolation_example_runs_both_networks(load_example, capsys):
+    example = load_example("ponder_parity")
+    args = ["--extrapolate", "--n-elems", "6", "--steps", "20", "--test-size", "100", "--max-steps", "4"]
+    assert example.main([*args, "--hidden", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "PonderNet, unseen k = 4..6" in out and "fixed 4 steps, unseen k = 4..6" in out

@@ -37,18 +37,25 @@ import numpy as np
 
 import tinyzoo as tz
 from tinyzoo import nn
+from tinyzoo.errors import TinyzooError
 from tinyzoo.nn import functional as F
 
 
-def parity_batch(batch_size: int, n_elems: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def parity_batch(
+    batch_size: int, n_elems: int, rng: np.random.Generator, nonzero: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The parity task of PonderNet §3.1: x [batch, n_elems] float32, y [batch] float32 in {0, 1}.
 
-    For each vector, k ~ Uniform{1, ..., n_elems}; the first k entries are independently +1 or -1
-    (each with probability ½) and the remaining n_elems - k entries are 0. The label is 1 when the
-    number of +1 entries is odd, else 0.
+    For each vector, k ~ Uniform{lo, ..., hi} with (lo, hi) = nonzero, by default (1, n_elems); the
+    first k entries are independently +1 or -1 (each with probability ½) and the remaining n_elems - k
+    entries are 0. The label is 1 when the number of +1 entries is odd, else 0. The extrapolation
+    experiment trains on k from the lower half of the range and tests on the upper half.
     """
+    lo, hi = nonzero or (1, n_elems)
+    if not 1 <= lo <= hi <= n_elems:
+        raise TinyzooError(f"parity_batch: nonzero=({lo}, {hi}) must satisfy 1 <= lo <= hi <= n_elems={n_elems}")
     x = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=(batch_size, n_elems))
-    k = rng.integers(1, n_elems + 1, size=(batch_size, 1))
+    k = rng.integers(lo, hi + 1, size=(batch_size, 1))
     x[np.arange(n_elems)[None, :] >= k] = 0.0
     y = ((x == 1.0).sum(axis=1) % 2).astype(np.float32)
     return x, y
