@@ -30,9 +30,19 @@ def test_halting_distribution_is_a_distribution_matching_the_product_formula(dat
     assert (p >= 0).all()
     np.testing.assert_allclose(p.sum(axis=0), 1.0, rtol=1e-12)
     lam = 1 / (1 + np.exp(-z))
-    lam[-1] = 1.0
     direct = lam * np.concatenate([np.ones((1, batch)), np.cumprod(1 - lam, axis=0)[:-1]])
+    direct /= direct.sum(axis=0)  # renormalised over the N allowed steps
     np.testing.assert_allclose(p, direct, rtol=1e-6, atol=1e-12)  # 1 - σ(z) in the direct form cancels
+
+
+def test_halting_by_sampling_draws_steps_from_the_halting_distribution():
+    tz.manual_seed(0)
+    model = PonderGRU(n_elems=4, n_hidden=6, max_steps=5).double()
+    x = tz.tensor(np.repeat(parity_batch(1, 4, np.random.default_rng(0))[0].astype(np.float64), 20_000, axis=0))
+    _, steps = model.halt_by_sampling(x, np.random.default_rng(1))
+    p = model(x[:1]).p.numpy()[:, 0]
+    frequencies = np.bincount(steps - 1, minlength=5) / len(steps)
+    np.testing.assert_allclose(frequencies, p, atol=0.015)  # ~4 standard errors at 20,000 draws
 
 
 def test_kl_is_taken_in_the_papers_direction():

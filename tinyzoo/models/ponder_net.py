@@ -8,7 +8,7 @@ given it has not halted before:
 
 The probability of halting exactly at step n is the geometric-style product
 
-    p_n = λ_n · Π_{j<n} (1 - λ_j),        with λ_N = 1 at the last allowed step N (so Σ_n p_n = 1).
+    p_n = λ_n · Π_{j<n} (1 - λ_j),        n = 1..N, renormalised over the N allowed steps: p_n / Σ_{m≤N} p_m.
 
 Training runs all N steps and weighs every step's loss by the chance of stopping there:
 
@@ -20,7 +20,20 @@ halting distribution first — which some public implementations reverse (nn.KLD
 computes KL(p_G ‖ p)).
 
 At evaluation the network halts by sampling: at each step it stops with probability λ_n, and the
-prediction of the step where it stopped is the answer. Expected steps Σ_n n·p_n tell how long it thinks.
+prediction of the step where it stopped is the answer; a walk that reaches N without halting starts
+again from step 1 (the renormalised p_n is exactly the distribution of where such walks stop).
+Expected steps Σ_n n·p_n tell how long it thinks.
+
+Truncation. The paper's distribution lives on n = 1, 2, ...; training needs a last step N. A common
+choice (labml_nn's, and this file's first version) sets λ_N = 1, lumping all the mass left at step N
+onto it. That lump broke training here: while parity is first being learnt the later steps answer
+better, the halting mass moves late, and with λ_N = 1 half of it piles onto step N (mean ≈ 14 of 20
+steps, KL ≈ 3). The lump then holds itself in place — step N's answer gets the most training, so
+stopping earlier never pays — and the only force against it is the KL at β = 0.01, so runs left that
+plateau at a random time between ~1,500 and over 3,000 steps, and `--seed` decided whether a 3,000-step
+run pondered adaptively. Renormalising over 1..N, as the prior p_G is, has no such spike: the mass a
+small λ leaves past N is spread over all steps in proportion, and the runs go straight to halting
+distributions whose expected steps rise with the number of non-zero inputs.
 
 Numerics: p_n is computed in log space, log p_n = log λ_n + Σ_{j<n} log(1 - λ_j) with
 log σ(z) = -softplus(-z) and log(1 - σ(z)) = -softplus(z), so no probability underflows to 0 and
@@ -67,7 +80,7 @@ class PonderOutput:
 
     logits: tz.Tensor  # ŷ_n as logits
     log_p: tz.Tensor  # log p_n, the log-probability of halting at step n
-    halt_logits: tz.Tensor  # z_n with λ_n = σ(z_n); the last row is unused (λ_N = 1)
+    halt_logits: tz.Tensor  # z_n with λ_n = σ(z_n)
 
     @property
     def p(self) -> tz.Tensor:
@@ -98,26 +111,26 @@ class PonderGRU(nn.Module):
         return PonderOutput(tz.stack(logits), halting_log_probs(halt_logits), halt_logits)
 
     def halt_by_sampling(self, x: tz.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Evaluation: stop at step n with probability λ_n. Returns (predicted labels, steps taken) per example."""
+        """Evaluation: stop at step n with probability λ_n, a walk that passes N starting again. Returns
+        (predicted labels, steps taken) per example. Where such walks stop is distributed as the renormalised
+        p_n, so the step is drawn from p_n directly (one uniform number per example, no restarts)."""
         with tz.no_grad():
             out = self.forward(x)
-        lambdas = tz.sigmoid(out.halt_logits).numpy()  # [N, batch]
-        lambdas[-1] = 1.0
-        halts = rng.random(lambdas.shape) < lambdas
-        steps = halts.argmax(axis=0)  # the first step that halted (0-based)
+        cumulative = np.cumsum(out.p.numpy(), axis=0)  # P(halt at or before n)  [N, batch]
+        cumulative[-1] = 1.0  # 1 up to rounding
+        steps = (rng.random(x.shape[0]) < cumulative).argmax(axis=0)  # the step that halted (0-based)
         predicted = out.logits.numpy()[steps, np.arange(x.shape[0])] > 0
         return predicted.astype(np.float32), steps + 1
 
 
 def halting_log_probs(halt_logits: tz.Tensor) -> tz.Tensor:
-    """log p_n = log λ_n + Σ_{j<n} log(1 - λ_j) for halt logits [N, batch], with λ_N = 1."""
-    log_lambda = -F.softplus(-halt_logits[:-1])  # log σ(z_n), n < N          [N-1, batch]
-    log_continue = -F.softplus(halt_logits[:-1])  # log(1 - σ(z_n)), n < N    [N-1, batch]
-    not_halted_before = tz.cumsum(log_continue, axis=0)  # Σ_{j<=n} log(1 - λ_j)  [N-1, batch]
-    zeros = tz.zeros_like(halt_logits[:1])  # [1, batch]
-    before = tz.concat([zeros, not_halted_before], axis=0)  # Σ_{j<n}, n = 1..N     [N, batch]
-    with_last = tz.concat([log_lambda, zeros], axis=0)  # log λ_n, with log λ_N = 0        [N, batch]
-    return before + with_last
+    """log p_n = log λ_n + Σ_{j<n} log(1 - λ_j) - log Z for halt logits [N, batch], Z = Σ_{n≤N} of the rest."""
+    log_lambda = -F.softplus(-halt_logits)  # log σ(z_n)                                  [N, batch]
+    log_continue = -F.softplus(halt_logits[:-1])  # log(1 - σ(z_n)), n < N                [N-1, batch]
+    not_halted_before = tz.cumsum(log_continue, axis=0)  # Σ_{j<=n} log(1 - λ_j)            [N-1, batch]
+    before = tz.concat([tz.zeros_like(halt_logits[:1]), not_halted_before], axis=0)  # Σ_{j<n} [N, batch]
+    log_p = log_lambda + before  # the untruncated log p_n                                  [N, batch]
+    return log_p - tz.logsumexp(log_p, axis=0, keepdims=True)  # renormalised over 1..N
 
 
 def truncated_geometric(lambda_p: float, max_steps: int) -> np.ndarray:
