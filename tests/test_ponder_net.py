@@ -121,6 +121,9 @@ def test_parity_batch_draws_the_number_of_non_zero_entries_from_the_given_range(
     x, _ = parity_batch(500, 16, np.random.default_rng(0), nonzero=(9, 16))
     k = (x != 0).sum(axis=1)
     assert k.min() == 9 and k.max() == 16
+    x, y = parity_batch(500, 16, np.random.default_rng(0), nonzero=(1, 8), scatter=True)
+    assert (x != 0).sum(axis=1).max() == 8 and (x[:, 8:] != 0).any()  # every position sees non-zero inputs
+    np.testing.assert_array_equal(y, (x == 1).sum(axis=1) % 2)
     with pytest.raises(TinyzooError, match="nonzero"):
         parity_batch(4, 8, np.random.default_rng(0), nonzero=(0, 4))
 
@@ -131,3 +134,17 @@ def test_extrapolation_example_runs_both_networks(load_example, capsys):
     assert example.main([*args, "--hidden", "8"]) == 0
     out = capsys.readouterr().out
     assert "PonderNet, unseen k = 4..6" in out and "fixed 4 steps, unseen k = 4..6" in out
+
+
+@pytest.mark.slow
+def test_default_run_ponders_longer_on_harder_inputs(load_example):
+    """The paper's claim on the default example (3,000 steps, ~35 s on an idle core): ≥ 99 % accuracy, and
+    expected steps that rise with the number of non-zero inputs while staying well below the step limit."""
+    example = load_example("ponder_parity")
+    args = example.parse_args(["--test-size", "4000"])
+    model, _ = example.train(args, "cpu")
+    result = example.evaluate(model, args, "cpu", np.random.default_rng(args.seed + 1))
+    steps = list(result["expected_steps_by_length"].values())
+    assert result["accuracy"] >= 0.99
+    assert result["steps_trend"] >= 0.8 and steps[-1] > steps[0]
+    assert max(steps) < 0.75 * args.max_steps
