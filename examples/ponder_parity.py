@@ -2,7 +2,7 @@
 
     python examples/ponder_parity.py --device cpu [--n-elems 8] [--max-steps 20] [--lambda-p 0.2]
                                      [--beta 0.01] [--steps 3000] [--plot ponder.png]
-    python examples/ponder_parity.py --extrapolate [--n-elems 16] [--plot extrapolation.png]
+    python examples/ponder_parity.py --extrapolate [--n-elems 8] [--plot extrapolation.png]
     python examples/ponder_parity.py --extrapolate --paper --device gpu     # 96 elements, 1–48 → 49–96
 
 Prints a progress bar with loss, accuracy and expected steps; at the end, the test accuracy on fresh
@@ -56,13 +56,15 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--test-size", type=int, default=10_000)
-    parser.add_argument("--extrapolate", action="store_true",
-                        help="train on 1..n/2 non-zero inputs, test on n/2+1..n; compare with a fixed-step network"
-                        " (n = --n-elems, 16 unless given)")  # fmt: skip
-    parser.add_argument("--paper", action="store_true", help="with --extrapolate: the paper's 96 elements")
+    parser.add_argument(
+        "--extrapolate",
+        action="store_true",
+        help="train on 1..n/2 non-zero inputs, test on n/2+1..n; compare with a fixed-step network",
+    )
+    parser.add_argument("--paper", action="store_true", help="with --extrapolate: the paper's n = 96 elements")
     args = parser.parse_args(argv)
-    if args.extrapolate and "--n-elems" not in (argv if argv is not None else sys.argv):
-        args.n_elems = 96 if args.paper else 16
+    if args.paper:
+        args.n_elems = 96
     return args
 
 
