@@ -234,6 +234,7 @@ def test_chamfer_distance_of_normalised_points_ignores_position_and_scale():
 
 @pytest.mark.slow
 @pytest.mark.data
+@pytest.mark.xfail(strict=True, reason="not reproduced on CPU: 49.2 % after these 1,500 steps, 50.8 % after 4,000")
 def test_reconstructions_resemble_their_inputs_more_than_other_drawings(load_example, capsys):
     """The paper's claim on a reduced CPU run (1,500 steps, the paper's KL schedule R = 0.99995): decoded
     from their own latent code, held-out drawings land closer to their input than to a random other one."""
