@@ -15,8 +15,10 @@ from tinyzoo.models.sketch_rnn import (
     Mixture,
     SketchRNN,
     bivariate_log_normal,
+    chamfer_distance,
     kl_annealing,
     kl_loss,
+    normalised_points,
     offset_loss,
     sketch_loss,
     split_mixture,
@@ -198,6 +200,7 @@ def test_example_smoke_on_fabricated_strokes(load_example, monkeypatch, capsys, 
     assert example.main([*args, "--plot", str(figure), "--save", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "fabricated strokes" in out and "held-out L_R" in out and "final train L_R" in out
+    assert "closer to their own input" in out
     assert figure.stat().st_size > 0
     assert example.main([*args, "--steps", "5", "--resume", str(checkpoint)]) == 0
 
@@ -212,3 +215,32 @@ def test_example_quickdraw_without_path_and_gpu_without_gpu_exit_2(load_example,
         pytest.skip("a GPU is present, so --device gpu is valid here")
     assert run_main(example.main, ["--device", "gpu"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_chamfer_distance_of_normalised_points_ignores_position_and_scale():
+    rng = np.random.default_rng(0)
+    seq = to_stroke5(fake_drawings(1, 30, rng)[0], 30)[1:]
+    moved = seq.copy()
+    moved[:, :2] *= 3.0  # the same drawing, three times larger
+    moved[0, :2] += 7.0  # and shifted
+    a, b = normalised_points(seq), normalised_points(moved)
+    assert chamfer_distance(a, a) == 0.0
+    np.testing.assert_allclose(chamfer_distance(a, b), 0.0, atol=1e-6)  # float32 offsets
+    other = normalised_points(to_stroke5(fake_drawings(1, 30, rng)[0], 30)[1:])
+    assert chamfer_distance(a, other) == pytest.approx(chamfer_distance(other, a))
+    assert chamfer_distance(a, other) > 0.01
+    assert np.ptp(a, axis=0).max() == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.xfail(strict=True, reason="not reproduced on CPU: 49.2 % after these 1,500 steps, 50.8 % after 4,000")
+def test_reconstructions_resemble_their_inputs_more_than_other_drawings(load_example, capsys):
+    """The paper's claim on a reduced CPU run (1,500 steps, the paper's KL schedule R = 0.99995): decoded
+    from their own latent code, held-out drawings land closer to their input than to a random other one."""
+    import re
+
+    example = load_example("sketch_rnn")
+    assert example.main(["--steps", "1500", "--kl-decay", "0.99995", "--valid-size", "128"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "closer to their own input" in x)
+    assert float(re.search(r"drawing: ([\d.]+)%", line).group(1)) >= 65.0  # 50 % is chance

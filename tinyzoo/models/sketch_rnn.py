@@ -275,6 +275,26 @@ def stroke5_to_stroke3(seq: np.ndarray) -> np.ndarray:
     return np.column_stack([seq[:, :2], seq[:, 3]]).astype(np.float32)
 
 
+# =================================================================================================
+# How close a reconstruction is to its input
+# =================================================================================================
+def normalised_points(seq: np.ndarray) -> np.ndarray:
+    """The absolute pen positions [n, 2] of stroke-5 rows (no start token) up to the first p3, centred and
+    scaled so the larger side of the bounding box is 1 (so the distance ignores position and size)."""
+    points = np.cumsum(stroke5_to_stroke3(seq)[:, :2], axis=0, dtype=np.float64)
+    if len(points) == 0:
+        return np.zeros((1, 2))
+    points -= (points.max(axis=0) + points.min(axis=0)) / 2
+    return points / max(float(np.ptp(points, axis=0).max()), 1e-9)
+
+
+def chamfer_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Symmetric Chamfer distance between point sets a [n, 2] and b [m, 2]: the mean distance from each
+    point to the nearest point of the other set, averaged over both directions."""
+    d = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)  # [n, m]
+    return float((d.min(axis=1).mean() + d.min(axis=0).mean()) / 2)
+
+
 def demo() -> tuple[SketchRNN, tz.Tensor]:
     """A small Sketch-RNN and a batch of random stroke-5 drawings (for `python -m tinyzoo explain sketch_rnn`)."""
     from tinyzoo.data import to_stroke5
