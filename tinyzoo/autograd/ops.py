@@ -7,11 +7,12 @@ Conventions
   (and dtype). It is the only place that undoes broadcasting.
 - A backward rule returns None for inputs that do not require a gradient, so no work is wasted.
 - Axis arguments accept NumPy's `axis=` and PyTorch's `dim=` alike.
+- The public names `sum max min abs pow all any` are ops here; the module's own code never needs Python's
+  built-ins of those names (it writes `0 in [...]`, `ndim or 1`, conditional expressions instead).
 """
 
 from __future__ import annotations
 
-import builtins
 import functools
 import itertools
 import math
@@ -262,7 +263,7 @@ def _norm_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
-        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
+        if not -(ndim or 1) <= a < (ndim or 1):
             raise ShapeError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimension(s)")
         if ndim:
             out.append(int(a) % ndim)
@@ -586,7 +587,7 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:
 
     Tensor bounds are differentiable, as in PyTorch: a bound receives the gradient where it was taken.
     """
-    float_bound = builtins.any(isinstance(v, float) for v in (min, max))
+    float_bound = isinstance(min, float) or isinstance(max, float)
     x = _float_input("clamp", x) if float_bound else as_tensor(x, op="clamp")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         low = x if min is None else maximum(x, min)
@@ -679,7 +680,7 @@ def _amax_amin(op: str, x: Any, axis: Axis, keepdims: bool) -> Tensor:
     """max/min values over axes (NumPy's meaning); ties share the gradient equally, as torch.amax."""
     x = as_tensor(x, op=op)
     axes = _norm_axes(axis, x.ndim, op)
-    if builtins.any(x.shape[a] == 0 for a in axes) or (x.size == 0 and not axes and x.ndim):
+    if 0 in [x.shape[a] for a in axes] or (x.size == 0 and not axes and x.ndim):
         raise ShapeError(f"{op}: cannot reduce an empty axis of a tensor of shape {x.shape} (no identity)")
     reduce = x._data.max if op in ("max", "amax") else x._data.min
     out_keep = reduce(axis=axes, keepdims=True)
@@ -786,7 +787,7 @@ def logsumexp(
     x = _float_input("logsumexp", x)
     xp = xp_of(x._data)
     axes, keepdims = _norm_axes(_axis(axis, dim, "logsumexp"), x.ndim, "logsumexp"), _keep(keepdims, keepdim)
-    if builtins.any(x.shape[a] == 0 for a in axes):  # log of an empty sum
+    if 0 in [x.shape[a] for a in axes]:  # log of an empty sum
         return sum(x, axes, keepdims) - math.inf
     peak = xp.max(x._data, axis=axes, keepdims=True)
     peak = xp.where(xp.isfinite(peak), peak, 0)
@@ -1001,7 +1002,7 @@ def permute(x: Any, *axes: int) -> Tensor:
     """Reorder the axes."""
     x = as_tensor(x, op="permute")
     axes = _shape_arg(axes)
-    order = [a % builtins.max(x.ndim, 1) for a in axes]
+    order = [a % (x.ndim or 1) for a in axes]
     if sorted(order) != list(range(x.ndim)):
         raise ShapeError(f"permute: {axes} is not a permutation of the {x.ndim} axes of shape {x.shape}")
     back = [0] * x.ndim  # axis order[i] of x became axis i of out, so g's axis i goes back to axis order[i]
@@ -1135,10 +1136,10 @@ def split(
         size = int(split_size_or_sections)
         if size <= 0 and n:
             raise ShapeError(f"split: split_size must be positive, got {size}")
-        sizes = [builtins.min(size, n - start) for start in range(0, n, size)] if n else [0]
+        sizes = [size if start + size <= n else n - start for start in range(0, n, size)] if n else [0]
     else:
         sizes = list(split_size_or_sections)
-        if builtins.sum(sizes) != n:
+        if int(np.sum(sizes)) != n:
             raise ShapeError(f"split: sizes {sizes} do not add up to {n}, the length of axis {axis} of {x.shape}")
     bounds = np.cumsum([0, *sizes])
     return [_slice_axis(x, axis, int(start), int(stop)) for start, stop in itertools.pairwise(bounds)]
@@ -1152,7 +1153,7 @@ def chunk(x: Any, chunks: int, axis: int | None = None, *, dim: int | None = Non
     if x.ndim == 0:
         raise ShapeError("chunk: a 0-d tensor has no axis to split")
     axis = _one_axis(_axis(axis, dim, "chunk") or 0, x.ndim, "chunk")
-    return split(x, builtins.max(-(-x.shape[axis] // chunks), 1), axis)
+    return split(x, -(-x.shape[axis] // chunks) or 1, axis)
 
 
 def pad(x: Any, pad_width: Any, value: float = 0.0) -> Tensor:
@@ -1206,7 +1207,7 @@ def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
     """NumPy's tile (torch's Tensor.repeat): the whole tensor repeated along each axis."""
     x = as_tensor(x, op="tile")
     reps = (reps,) if isinstance(reps, int) else tuple(reps)
-    ndim = builtins.max(len(reps), x.ndim)
+    ndim = len(reps) if len(reps) > x.ndim else x.ndim
     reps = (1,) * (ndim - len(reps)) + reps
     base = reshape(x, (1,) * (ndim - x.ndim) + x.shape)
     out = xp_of(x._data).tile(base._data, reps)
@@ -1221,7 +1222,10 @@ def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
 def _has_advanced(index: Any) -> bool:
     """True when an index holds integer arrays (which may repeat positions)."""
     parts = index if isinstance(index, tuple) else (index,)
-    return builtins.any(hasattr(p, "dtype") and p.dtype.kind in "iu" for p in parts)
+    for part in parts:
+        if hasattr(part, "dtype") and part.dtype.kind in "iu":
+            return True
+    return False
 
 
 def getitem(x: Any, index: Any) -> Tensor:
@@ -1448,7 +1452,7 @@ def _diagonal_put(g: Tensor, shape: tuple[int, ...], offset: int, dim1: int, dim
     xp = xp_of(g._data)
     out = xp.zeros(shape, dtype=g.dtype)
     length = g.shape[-1]
-    rows, cols = xp.arange(length) + builtins.max(-offset, 0), xp.arange(length) + builtins.max(offset, 0)
+    rows, cols = xp.arange(length) + (-offset if offset < 0 else 0), xp.arange(length) + (offset if offset > 0 else 0)
     moved = xp.moveaxis(out, (dim1, dim2), (-2, -1))  # a view: writing into it writes into out
     moved[..., rows, cols] = g._data
     return record_op("diagonal_put", out, (g,), lambda gg, _: (diagonal(gg, offset, dim1, dim2),))
@@ -1502,7 +1506,7 @@ def einsum(subscripts: str, *operands: Any) -> Tensor:
     lhs, arrow, rhs = spec.partition("->")
     terms = lhs.split(",")
     named = set(spec) - set(".,->")
-    if len(terms) != len(tensors) or not builtins.all(c in string.ascii_letters for c in named):
+    if len(terms) != len(tensors) or not named <= set(string.ascii_letters):
         raise ShapeError(f"einsum: {subscripts!r} must name {len(tensors)} operand(s) with letters, ',', '->', '...'")
     for term, t in zip(terms, tensors):
         if len(term.replace("...", "")) > t.ndim or ("..." not in term and len(term) != t.ndim):
@@ -1632,8 +1636,7 @@ def _inplace(op: str, x: Tensor, compute: Callable[..., Tensor], *others: Any) -
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: in-place ops need a tinyzoo Tensor, got {type(x).__name__}")
-    recording = is_grad_enabled() and (x.requires_grad or builtins.any(
-        isinstance(o, Tensor) and o.requires_grad for o in others))  # fmt: skip
+    recording = is_grad_enabled() and (x.requires_grad or _some_requires_grad(others))
     if recording and x.requires_grad and x._node is None:
         raise GraphError(
             f"{op}: x (shape {x.shape}) is a leaf tensor that requires grad, and changing it in place would "
@@ -1661,6 +1664,14 @@ def _inplace(op: str, x: Tensor, compute: Callable[..., Tensor], *others: Any) -
     if result._node is not None:  # ops recorded before this one that read x must not run backward any more
         x._version = MODE.last_inplace = result._node.sequence
     return x
+
+
+def _some_requires_grad(values: Sequence[Any]) -> bool:
+    """True when one of `values` is a tensor that requires grad."""
+    for value in values:
+        if isinstance(value, Tensor) and value.requires_grad:
+            return True
+    return False
 
 
 def _check_fits(op: str, x: Tensor, result: Tensor) -> None:
