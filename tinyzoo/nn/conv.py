@@ -312,8 +312,8 @@ def _columns(x: Any, window: Window, grid: tuple[int, int], groups: int) -> Any:
     """x [N, C, H, W] → its windows as rows, [G, N·Ho·Wo, kh·kw·C/G] (the one copy; none for 1×1 convolutions)."""
     xp, x = xp_of(x), _channels_last(x)
     n, _, _, c = x.shape
-    if _is_pointwise(window, groups):
-        return x.reshape(1, -1, c)
+    if _is_pointwise(window, groups):  # (cut to `grid`: the adjoint of an output_padding can ask for fewer)
+        return x[:, : grid[0], : grid[1]].reshape(1, -1, c)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
     if ph or pw:
         x = xp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))  # [N, H + 2ph, W + 2pw, C]
