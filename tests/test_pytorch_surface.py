@@ -210,6 +210,12 @@ def test_creation_and_generators():
     draws = tz.multinomial(tz.tensor([0.0, 1.0, 0.0]), 4, replacement=True, generator=g)
     assert draws.tolist() == [1, 1, 1, 1]
     assert tz.randint(10, (3,), generator=g).shape == (3,) and tz.randint(2, 5, (2, 2)).max().item() < 5
+    from tinyzoo.models.gpt import sample_next  # the zoo's samplers take it where they take a NumPy rng
+
+    logits = np.log(np.array([0.1, 0.2, 0.3, 0.4]))
+    draws = [[sample_next(logits, rng=stream) for _ in range(20)]
+             for stream in (tz.Generator().manual_seed(5), tz.Generator().manual_seed(5))]  # fmt: skip
+    assert draws[0] == draws[1] and len(set(draws[0])) > 1
     t = tz.zeros(1000)
     t.uniform_(-1, 1, generator=g)
     assert -1 <= t.min().item() and t.max().item() < 1 and abs(t.mean().item()) < 0.1

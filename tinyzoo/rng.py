@@ -55,6 +55,13 @@ class Generator:
         self.bit_stream.bit_generator.state = state["state"]
         return self
 
+    def __getattr__(self, name: str) -> Any:
+        """The stream's own draws (random, integers, choice, normal, ...), so the zoo's samplers, which take a
+        NumPy-style `rng`, take a tinyzoo Generator too."""
+        if name.startswith("_") or name == "bit_stream":
+            raise AttributeError(name)
+        return getattr(self.bit_stream, name)
+
 
 def generator(device: str = "cpu", chosen: Generator | None = None) -> Any:
     """The generator to draw from: `chosen`'s stream when given (a `Generator`), else tinyzoo's global
