@@ -1724,10 +1724,14 @@ def masked_fill_(x: Tensor, mask: Any, value: Any) -> Tensor:
     return _inplace("masked_fill_", x, lambda old, v: masked_fill(old, mask, v), value)
 
 
+def _filled_like(old: Tensor, value: Any) -> Tensor:
+    """`value` (a number or a tensor) broadcast to old's shape in old's dtype: what fill_ and copy_ write."""
+    return broadcast_to(astype(as_tensor(value, old, op="fill_/copy_"), old.dtype), old.shape)
+
+
 def fill_(x: Tensor, value: Any) -> Tensor:
     """Every element of x set to `value` (a number or a 0-d tensor), in place."""
-    return _inplace("fill_", x, lambda old, v: broadcast_to(astype(as_tensor(v, old, op="fill_"), old.dtype),
-                                                            old.shape), value)  # fmt: skip
+    return _inplace("fill_", x, _filled_like, value)
 
 
 def zero_(x: Tensor) -> Tensor:
@@ -1737,5 +1741,4 @@ def zero_(x: Tensor) -> Tensor:
 
 def copy_(x: Tensor, src: Any) -> Tensor:
     """x's values replaced by src's (broadcast to x's shape), in place; differentiable for src."""
-    return _inplace("copy_", x, lambda old, v: broadcast_to(astype(as_tensor(v, old, op="copy_"), old.dtype),
-                                                            old.shape), src)  # fmt: skip
+    return _inplace("copy_", x, _filled_like, src)
