@@ -53,19 +53,38 @@ def test_retain_graph_allows_a_second_pass():
     np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
 
 
-def test_freed_graph_releases_intermediate_tensors():
+def test_tape_keeps_only_what_backward_rules_read_and_frees_it_after_backward():
     x = tz.tensor(np.ones(1000), requires_grad=True)
-    hidden = x * 2
-    watcher = weakref.ref(hidden)
-    loss = hidden.tanh().sum()
-    del hidden
-    assert watcher() is not None  # the tape keeps it alive until backward
-    loss.backward()
+    hidden = x * 2  # tanh's rule reads its output, not its input: nothing keeps `hidden` but this name
+    squared = hidden.tanh() * 3
+    kept = squared * squared  # mul's rule reads both operands: `squared` stays until backward
+    output = weakref.ref(squared.data)
+    watchers = [weakref.ref(hidden), weakref.ref(squared)]
+    loss = kept.sum()
+    del hidden, squared, kept
     gc.disable()
     try:
-        assert watcher() is None  # freed by reference counting alone, no cycle collector needed
+        assert watchers[0]() is None  # freed at once, by reference counting
+        assert watchers[1]() is not None and output() is not None  # the tape keeps it alive until backward
+        loss.backward()
+        assert watchers[1]() is None and output() is None  # freed by reference counting alone, no cycle collector
     finally:
         gc.enable()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * 9 * 2 * np.tanh(2.0) * (1 - np.tanh(2.0) ** 2))
+
+
+def test_a_rule_reading_its_output_keeps_only_the_output_array():
+    x = tz.tensor(np.ones(10), requires_grad=True)
+    hidden = x * 2
+    out = hidden.exp()  # exp's rule reads its output
+    node, array = out._node, weakref.ref(out.data)
+    watcher = weakref.ref(hidden)
+    loss = out.sum()
+    del hidden, out
+    assert watcher() is None and array() is not None and node.saved_output is array()
+    loss.backward()
+    assert array() is None
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(2.0), rtol=1e-6)
 
 
 def test_no_grad_records_nothing_and_works_as_decorator():

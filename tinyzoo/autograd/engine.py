@@ -1,49 +1,58 @@
 """Reverse-mode differentiation: walk the tape from the outputs back to the leaves.
 
-Every Node carries a sequence number, given when its op ran. An op's inputs always exist before the
-op runs, so visiting nodes in *decreasing* sequence number visits every consumer of a tensor before
-the tensor itself: by the time a node's backward runs, all of its output's gradient has arrived. A
-heap of the nodes reached so far gives that order directly, without a separate topological sort
-(PyTorch's engine does the same with its `sequence_nr`). The walk is a loop over the heap, never
-Python recursion, so a 20,000-op chain or a 1,000-step unrolled RNN backpropagates without touching
-the recursion limit. Leaves are collected on the way and receive their gradients last.
+The tape is a graph of Nodes: a node's `inputs` are the nodes of the ops that made its inputs, or the
+tensors themselves for leaves and constants. Every Node carries a sequence number, given when its op
+ran. An op's inputs always exist before the op runs, so visiting nodes in *decreasing* sequence number
+visits every consumer of a tensor before the tensor itself: by the time a node's backward runs, all of
+its output's gradient has arrived. A heap of the nodes reached so far gives that order directly, without
+a separate topological sort (PyTorch's engine does the same with its `sequence_nr`). The walk is a loop
+over the heap, never Python recursion, so a 20,000-op chain or a 1,000-step unrolled RNN backpropagates
+without touching the recursion limit. Leaves are collected on the way and receive their gradients last.
+
+As in PyTorch, a rule may return the gradient of a broadcast input at the broadcast shape, or in the
+op's dtype: the engine sums it back to the input's shape and casts it to the input's dtype.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from tinyzoo.autograd.tensor import MODE, IndexedGrad, Tensor, as_array, check_finite, enable_grad, no_grad
+from tinyzoo.autograd.ops import astype, sum_to_shape
+from tinyzoo.autograd.tensor import MODE, IndexedGrad, Node, Tensor, as_array, check_finite, enable_grad, no_grad, wrap
 from tinyzoo.backend import xp_of
 from tinyzoo.errors import GraphError, ShapeError
 
 
-def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Every tensor that leads to `roots`, constants included, inputs before the ops that use them.
+def topological_order(roots: Sequence[Tensor]) -> list[Node | Tensor]:
+    """Every node and leaf (constants included) that leads to `roots`, inputs before the ops that use them.
 
-    Iterative depth-first search, for drawing graphs (backward itself needs no sort). A node freed by
-    an earlier backward() raises GraphError.
+    A root made by an op stands for its Node. Iterative depth-first search, for drawing graphs
+    (backward itself needs no sort). A node freed by an earlier backward() raises GraphError.
     """
-    order: list[Tensor] = []
+    order: list[Node | Tensor] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False) for root in roots]
+    stack: list[tuple[Node | Tensor, bool]] = [(_edge(root), False) for root in roots]
     while stack:
-        tensor, inputs_done = stack.pop()
+        vertex, inputs_done = stack.pop()
         if inputs_done:
-            order.append(tensor)
+            order.append(vertex)
             continue
-        if id(tensor) in seen:
+        if id(vertex) in seen:
             continue
-        seen.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor._node
-        if node is not None:
-            if node.freed:
-                raise _freed_error(node.name)
-            stack.extend((inp, False) for inp in reversed(node.inputs) if id(inp) not in seen)
+        seen.add(id(vertex))
+        stack.append((vertex, True))
+        if type(vertex) is Node:
+            if vertex.freed:
+                raise _freed_error(vertex.name)
+            stack.extend((inp, False) for inp in reversed(vertex.inputs) if id(inp) not in seen)
     return order
+
+
+def _edge(tensor: Tensor) -> Node | Tensor:
+    """What the tape knows a tensor by: the Node of the op that made it, or the leaf tensor itself."""
+    return tensor if tensor._node is None else tensor._node
 
 
 def _initial_grad(output: Tensor, grad: Any) -> Tensor:
@@ -81,9 +90,9 @@ def run_backward(
             )
         if out._node is not None and out._node.freed:
             raise _freed_error(out._node.name)
-    walk = _BackwardWalk(create_graph, None if inputs is None else {id(t) for t in inputs})
+    walk = _BackwardWalk(create_graph, None if inputs is None else {id(_edge(t)) for t in inputs})
     for out, grad in zip(outputs, grads):
-        walk.send(out, _initial_grad(out, grad))
+        walk.send(_edge(out), _initial_grad(out, grad))
     anomaly, MODE.anomaly = MODE.anomaly, False  # the ops inside a backward rule are checked as one, by the walk
     try:
         with enable_grad() if create_graph else no_grad():
@@ -100,20 +109,20 @@ class _BackwardWalk:
         self.create_graph = create_graph
         self.wanted = wanted  # ids of the tensors grad() asked for; None: accumulate into the leaves' .grad
         self.found: dict[int, Tensor] = {}
-        self.pending: dict[int, Tensor] = {}  # gradient received so far, by id of the tensor it belongs to
+        self.pending: dict[int, Tensor] = {}  # gradient received so far, by id of its node or leaf
         self.owned: set[int] = set()  # pending buffers the walk allocated itself: safe to add into in place
         self.handed_out: set[int] = set()  # arrays given to a leaf as .grad: never share one between leaves
-        self.heap: list[tuple[int, Tensor]] = []  # (-sequence number, tensor): the latest op comes out first
+        self.heap: list[tuple[int, Node]] = []  # (-sequence number, node): the latest op comes out first
         self.leaves: list[Tensor] = []
 
-    def send(self, tensor: Tensor, grad: Any) -> None:
-        """Add `grad` to the gradient of `tensor`, scheduling the tensor the first time one arrives."""
-        key = id(tensor)
+    def send(self, edge: Node | Tensor, grad: Any) -> None:
+        """Add `grad` to the gradient of `edge` (a node's output or a leaf), scheduling it the first time."""
+        key = id(edge)
         if key not in self.pending:
-            if tensor._node is None:
-                self.leaves.append(tensor)
+            if type(edge) is Node:
+                heapq.heappush(self.heap, (-edge.sequence, edge))
             else:
-                heapq.heappush(self.heap, (-tensor._node.sequence, tensor))
+                self.leaves.append(edge)
             if not isinstance(grad, IndexedGrad):  # the first gradient to arrive is kept as it is
                 self.pending[key] = grad
                 return
@@ -122,13 +131,12 @@ class _BackwardWalk:
     def run(self, retain_graph: bool, anomaly: bool) -> None:
         """Visit the nodes from the latest op back, then hand every leaf its gradient."""
         while self.heap:
-            tensor = heapq.heappop(self.heap)[1]
-            node = tensor._node
+            node = heapq.heappop(self.heap)[1]
             if node.inputs is None:  # node.freed, without a property call per node
                 raise _freed_error(node.name)
             if MODE.last_inplace > node.sequence:  # something changed in place since this op ran
-                _check_unchanged(node, tensor)
-            self._send_back(node, self._take_gradient(tensor), tensor, anomaly)
+                _check_unchanged(node)
+            self._send_back(node, self._take_gradient(node), anomaly)
             if not retain_graph:
                 node.free()
         for leaf in self.leaves:
@@ -136,35 +144,36 @@ class _BackwardWalk:
             if self.wanted is None:
                 self._accumulate(leaf, grad)
 
-    def _take_gradient(self, tensor: Tensor) -> Tensor:
-        """A tensor's complete gradient (every consumer has sent its share), hooks applied; kept if wanted."""
-        grad = self.pending.pop(id(tensor))
-        if tensor._hooks:
-            for hook in tensor._hooks:
+    def _take_gradient(self, edge: Node | Tensor) -> Tensor:
+        """The complete gradient of a node's output or a leaf (every consumer has sent its share), hooks
+        applied; kept if wanted."""
+        grad = self.pending.pop(id(edge))
+        if edge._hooks:
+            for hook in edge._hooks:
                 replaced = hook(grad)
                 grad = grad if replaced is None else replaced
-        if self.wanted is not None and id(tensor) in self.wanted:
-            self.found[id(tensor)] = grad
+        if self.wanted is not None and id(edge) in self.wanted:
+            self.found[id(edge)] = grad
         return grad
 
-    def _send_back(self, node: Any, grad: Tensor, out: Tensor, anomaly: bool) -> None:
+    def _send_back(self, node: Node, grad: Tensor, anomaly: bool) -> None:
         """Run one node's backward rule and send each input its gradient."""
         if self.create_graph and node.once_differentiable:
             raise GraphError(f"'{node.name}' is once-differentiable: its backward cannot be differentiated again")
-        input_grads = node.backward(grad, out)
+        input_grads = node.backward(grad, None if node.saved_output is None else node.output_for_backward())
         for observer in MODE.observers:
             observer.on_backward(node.name, grad, input_grads)
-        for inp, input_grad in zip(node.inputs, input_grads):
-            if input_grad is None or not inp.requires_grad:
+        for edge, input_grad in zip(node.inputs, input_grads):
+            if input_grad is None or not edge.requires_grad:
                 continue
-            if input_grad.shape != inp._data.shape:  # (an IndexedGrad has the full shape, not its data's)
-                raise ShapeError(
-                    f"backward of '{node.name}' returned a gradient of shape {input_grad.shape} "
-                    f"for an input of shape {inp.shape} (a bug in that op's backward)"
-                )
+            # (plain attributes, no Tensor properties: this runs for every input of every node)
+            expected = edge if type(edge) is Node else edge._data
+            got = input_grad._data if type(input_grad) is Tensor else input_grad  # (an IndexedGrad has both)
+            if got.shape != expected.shape or got.dtype != expected.dtype:
+                input_grad = _fit(input_grad, edge, node.name)
             if anomaly:
                 check_finite(node.name, input_grad._data, "backward", node)
-            self.send(inp, input_grad)
+            self.send(edge, input_grad)
 
     def _add_pending(self, key: int, grad: Any) -> None:
         """pending[key] += grad, in place when the walk owns the buffer (it allocated it; no one else sees it).
@@ -208,15 +217,52 @@ class _BackwardWalk:
             leaf.grad = leaf.grad + grad
 
 
-def _check_unchanged(node: Any, out: Tensor) -> None:
-    """Raise when an input or the output of `node` was changed in place after its op ran (as PyTorch does)."""
-    for role, tensor in [*((f"input {i}", t) for i, t in enumerate(node.inputs)), ("output", out)]:
+def _fit(grad: Tensor, edge: Node | Tensor, op: str) -> Tensor:
+    """A rule's gradient for an input, summed back over broadcast axes to the input's shape and cast to its
+    dtype (an IndexedGrad always has its input's shape)."""
+    if grad.shape != edge.shape:
+        lead = len(grad.shape) - len(edge.shape)
+        if lead < 0 or any(n != 1 and n != m for n, m in zip(edge.shape, grad.shape[lead:])):
+            raise ShapeError(
+                f"backward of '{op}' returned a gradient of shape {grad.shape} "
+                f"for an input of shape {edge.shape} (a bug in that op's backward)"
+            )
+        grad = sum_to_shape(grad, edge.shape)
+    return astype(grad, edge.dtype)
+
+
+def _check_unchanged(node: Node) -> None:
+    """Raise when a tensor the backward rule of `node` reads was changed in place after the op ran.
+
+    As in PyTorch, only what the rule reads counts (its saved tensors): the tensors its closure captured,
+    and the output array the node saved (views may share it). An input the rule does not read may change.
+    """
+    for role, tensor in _read_by(node):
         if tensor.changed_since(node.sequence):
             raise GraphError(
-                f"backward of '{node.name}': its {role} (shape {tensor.shape}, dtype {tensor.dtype}) was modified "
+                f"backward of '{node.name}': {role} (shape {tensor.shape}, dtype {tensor.dtype}) was modified "
                 "by an in-place operation after the op ran, so the gradient would be wrong; change a copy "
                 "(x.clone()) instead, or make the change before the op"
             )
+
+
+def _read_by(node: Node) -> Iterator[tuple[str, Tensor]]:
+    """(role, tensor) for every tensor the backward rule of `node` reads."""
+    rule = node.backward
+    while hasattr(rule, "__wrapped__"):  # a rule wrapped by a tool (tinyzoo.study.trace times them)
+        rule = rule.__wrapped__
+    for cell in getattr(rule, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            continue
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(item, Tensor):
+                edge = _edge(item)
+                position = next((i for i, inp in enumerate(node.inputs) if inp is edge), None)
+                yield ("a tensor it reads" if position is None else f"its input {position}"), item
+    if node.saved_output is not None:
+        yield "its output", wrap(node.saved_output)
 
 
 def _freed_error(op: str) -> GraphError:
@@ -250,7 +296,7 @@ def grad(
         grad_outputs = [grad_outputs] * len(outputs)
     keep = create_graph if retain_graph is None else retain_graph
     found = run_backward(outputs, grad_outputs, retain_graph=keep, create_graph=create_graph, inputs=inputs)
-    result = tuple(found.get(id(t)) for t in inputs)
+    result = tuple(found.get(id(_edge(t))) for t in inputs)
     if not allow_unused:
         for position, (tensor, value) in enumerate(zip(inputs, result)):
             if value is None:

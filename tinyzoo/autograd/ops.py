@@ -3,7 +3,8 @@ the backward rule as a small function of (grad, out) written with tinyzoo ops.
 
 Conventions
 - Arrays are handled through `xp = xp_of(x._data)`, so every op runs on NumPy and CuPy alike.
-- Binary ops broadcast like NumPy; `_grad_to(grad, x)` sums a broadcast gradient back to x's shape
+- Binary ops broadcast like NumPy; a rule may return a broadcast input's gradient at the broadcast shape
+  and in the op's dtype: the engine sums it back to the input's shape and casts it (as PyTorch's does)
   (and dtype). It is the only place that undoes broadcasting.
 - A backward rule returns None for inputs that do not require a gradient, so no work is wasted.
 - Axis arguments accept NumPy's `axis=` and PyTorch's `dim=` alike.
@@ -31,6 +32,7 @@ from tinyzoo.autograd.tensor import (
     as_array,
     index_error,
     is_grad_enabled,
+    next_sequence,
     no_grad,
     record_op,
     tensor_index,
@@ -276,22 +278,6 @@ def _one_axis(axis: int, ndim: int, op: str) -> int | None:
     return axes[0] if axes else None
 
 
-def _grad_to(grad: Tensor, x: Tensor) -> Tensor | None:
-    """The gradient for input x: None if x needs none, else `grad` summed back to x's shape and dtype.
-
-    The one guard of the backward rules: a gradient that costs an op is built only for an input that needs
-    it, `(_grad_to(g * b, a) if a.requires_grad else None)`; one that is `g` itself goes straight here.
-    """
-    if not x.requires_grad:
-        return None
-    array, target = grad._data, x._data  # (the arrays' own attributes: this runs for every input of every op)
-    if array.shape != target.shape:
-        grad = sum_to_shape(grad, target.shape)
-    if array.dtype != target.dtype:
-        grad = astype(grad, target.dtype)
-    return grad
-
-
 def sum_to_shape(grad: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Undo NumPy broadcasting: sum `grad` over the axes that broadcasting added or stretched."""
     lead = grad.ndim - len(shape)
@@ -335,7 +321,7 @@ def add(a: Any, b: Any, *, alpha: float = 1) -> Tensor:
     if alpha != 1:
         return add(a, mul(b, alpha))
     a, b, out = _binary("add", a, b, operator.add)
-    return record_op("add", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_to(g, b)))
+    return record_op("add", out, (a, b), lambda g, _: (g, g))  # reads neither operand: the tape keeps neither
 
 
 def sub(a: Any, b: Any, *, alpha: float = 1) -> Tensor:
@@ -343,7 +329,8 @@ def sub(a: Any, b: Any, *, alpha: float = 1) -> Tensor:
     if alpha != 1:
         return sub(a, mul(b, alpha))
     a, b, out = _binary("sub", a, b, operator.sub)
-    return record_op("sub", out, (a, b), lambda g, _: (_grad_to(g, a), _grad_to(-g, b) if b.requires_grad else None))
+    b_needs_grad = b.requires_grad  # (a flag, not b: the rule reads no operand, so the tape keeps none)
+    return record_op("sub", out, (a, b), lambda g, _: (g, -g if b_needs_grad else None))
 
 
 def mul(a: Any, b: Any) -> Tensor:
@@ -351,7 +338,7 @@ def mul(a: Any, b: Any) -> Tensor:
     a, b, out = _binary("mul", a, b, operator.mul)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return (_grad_to(g * b, a) if a.requires_grad else None, _grad_to(g * a, b) if b.requires_grad else None)
+        return g * b if a.requires_grad else None, g * a if b.requires_grad else None
 
     return record_op("mul", out, (a, b), backward)
 
@@ -362,12 +349,10 @@ def div(a: Any, b: Any) -> Tensor:
     if a._data.dtype.kind in "biu" and b._data.dtype.kind in "biu":
         a, b = astype(a, dtypes.DEFAULT_FLOAT), astype(b, dtypes.DEFAULT_FLOAT)
     a, b, out = _binary("div", a, b, operator.truediv)
+    a_needs_grad = a.requires_grad  # (the rule reads b and the output, never a)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        return (
-            _grad_to(g / b, a) if a.requires_grad else None,
-            _grad_to(-g * out / b, b) if b.requires_grad else None,
-        )
+        return g / b if a_needs_grad else None, -g * out / b if b.requires_grad else None
 
     return record_op("div", out, (a, b), backward)
 
@@ -377,10 +362,7 @@ def pow(a: Any, b: Any) -> Tensor:
     a, b, out = _binary("pow", a, b, operator.pow)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
-        return (
-            _grad_to(g * b * a ** (b - 1), a) if a.requires_grad else None,
-            _grad_to(g * out * log(a), b) if b.requires_grad else None,
-        )
+        return g * b * a ** (b - 1) if a.requires_grad else None, g * out * log(a) if b.requires_grad else None
 
     return record_op("pow", out, (a, b), backward)
 
@@ -400,12 +382,10 @@ def minimum(a: Any, b: Any) -> Tensor:
 def _select_backward(a: Tensor, b: Tensor, a_wins: Any):
     """Backward of an op that picks a where `a_wins`, else b (maximum, minimum, where)."""
     take_a, take_b = _constant(a_wins), _constant(~a_wins)
+    a_needs_grad, b_needs_grad = a.requires_grad, b.requires_grad  # (the rule reads the choice, not a or b)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return (
-            _grad_to(g * take_a, a) if a.requires_grad else None,
-            _grad_to(g * take_b, b) if b.requires_grad else None,
-        )
+        return g * take_a if a_needs_grad else None, g * take_b if b_needs_grad else None
 
     return backward
 
@@ -634,7 +614,8 @@ def astype(x: Any, dtype: Any) -> Tensor:
     dtype = dtypes.as_dtype(dtype)
     if x.dtype == dtype:
         return x
-    return record_op("astype", x._data.astype(dtype), (x,), lambda g, _: (astype(g, x.dtype),))
+    source = x.dtype
+    return record_op("astype", x._data.astype(dtype), (x,), lambda g, _: (astype(g, source),))
 
 
 def to(x: Any, device: str) -> Tensor:
@@ -657,7 +638,8 @@ def sum(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, 
     x = as_tensor(x, op="sum")
     axes, keepdims = _norm_axes(_axis(axis, dim, "sum"), x.ndim, "sum"), _keep(keepdims, keepdim)
     out = x._data.sum(axis=axes, keepdims=keepdims)
-    return record_op("sum", out, (x,), lambda g, _: (_expand_reduced(g, x.shape, axes, keepdims),))
+    shape = x.shape
+    return record_op("sum", out, (x,), lambda g, _: (_expand_reduced(g, shape, axes, keepdims),))
 
 
 def mean(x: Any, axis: Axis = None, keepdims: bool = False, *, dim: Axis = None, keepdim: bool | None = None) -> Tensor:
@@ -686,8 +668,9 @@ def _amax_amin(op: str, x: Any, axis: Axis, keepdims: bool) -> Tensor:
     out_keep = reduce(axis=axes, keepdims=True)
     hits = (x._data == out_keep).astype(x.dtype)
     share = _constant(hits / hits.sum(axis=axes, keepdims=True))
-    out = out_keep if keepdims else out_keep.reshape(_reduced_shape(x.shape, axes, False))
-    return record_op(op, out, (x,), lambda g, _: (_expand_reduced(g, x.shape, axes, keepdims) * share,))
+    shape = x.shape
+    out = out_keep if keepdims else out_keep.reshape(_reduced_shape(shape, axes, False))
+    return record_op(op, out, (x,), lambda g, _: (_expand_reduced(g, shape, axes, keepdims) * share,))
 
 
 def _extreme(op: str, x: Any, dim: Any, keepdim: bool | None, axis: Axis, keepdims: bool) -> Any:
@@ -983,7 +966,8 @@ def reshape(x: Any, *shape: Any) -> Tensor:
     except ValueError:
         message = f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
         raise ShapeError(message) from None
-    return record_op("reshape", out, (x,), lambda g, _: (reshape(g, x.shape),))
+    shape = x.shape  # (the rule reads the shape only: the tape does not keep x)
+    return record_op("reshape", out, (x,), lambda g, _: (reshape(g, shape),))
 
 
 view = reshape
@@ -1067,7 +1051,7 @@ def broadcast_to(x: Any, *shape: Any) -> Tensor:
         out = xp_of(x._data).broadcast_to(x._data, shape)
     except ValueError:
         raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}") from None
-    return record_op("broadcast_to", out, (x,), lambda g, _: (sum_to_shape(g, x.shape),))
+    return record_op("broadcast_to", out, (x,), lambda g, _: (g,))  # (the engine sums g back to x's shape)
 
 
 def expand(x: Any, *shape: Any) -> Tensor:
@@ -1094,11 +1078,12 @@ def concat(tensors: Sequence[Any], axis: int | None = None, *, dim: int | None =
         shapes = ", ".join(str(t.shape) for t in tensors)
         raise ShapeError(f"concat: shapes {shapes} differ outside axis {axis}") from None
     bounds = np.cumsum([t.shape[axis] for t in tensors])
+    needs_grad = [t.requires_grad for t in tensors]  # (the rule reads no operand: the tape keeps none)
 
     def backward(g: Tensor, _: Tensor) -> tuple:
         starts = [0, *bounds[:-1]]
-        return tuple(_slice_axis(g, axis, int(s), int(e)) if t.requires_grad else None
-                     for t, s, e in zip(tensors, starts, bounds))
+        return tuple(_slice_axis(g, axis, int(s), int(e)) if needed else None
+                     for needed, s, e in zip(needs_grad, starts, bounds))
 
     return record_op("concat", out, tuple(tensors), backward)
 
@@ -1213,7 +1198,8 @@ def tile(x: Any, reps: int | Sequence[int]) -> Tensor:
     out = xp_of(x._data).tile(base._data, reps)
     interleaved = tuple(v for r, n in zip(reps, base.shape) for v in (r, n))
     rep_axes = tuple(range(0, 2 * ndim, 2))
-    return record_op("tile", out, (x,), lambda g, _: (reshape(sum(reshape(g, interleaved), rep_axes), x.shape),))
+    shape = x.shape
+    return record_op("tile", out, (x,), lambda g, _: (reshape(sum(reshape(g, interleaved), rep_axes), shape),))
 
 
 # =================================================================================================
@@ -1236,12 +1222,12 @@ def getitem(x: Any, index: Any) -> Tensor:
         out = x._data[index]
     except IndexError as exc:
         raise index_error("getitem", x.shape, exc) from None
-    advanced = _has_advanced(index)
+    advanced, shape = _has_advanced(index), x.shape
 
     def backward(g: Tensor, _: Tensor) -> tuple:
         if is_grad_enabled():  # create_graph: the gradient must itself be differentiable
-            return (_index_put_zeros(g, x.shape, index),)
-        return (IndexedGrad(g._data, x.shape, index, advanced),)
+            return (_index_put_zeros(g, shape, index),)
+        return (IndexedGrad(g._data, shape, index, advanced),)
 
     return record_op("getitem", out, (x,), backward)
 
@@ -1317,13 +1303,13 @@ def gather(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Tensor:
     index = _checked_index("gather", index, x.shape[axis], f"axis {axis} of {x.shape}")
     _fits_inside("gather", index, x.shape, axis, "x")
     positions = _positions(index, axis)
-    out = x._data[positions]
-    return record_op("gather", out, (x,), lambda g, _: (_scatter_into_zeros(g, x, axis, index),))
+    out, shape = x._data[positions], x.shape
+    return record_op("gather", out, (x,), lambda g, _: (_scatter_into_zeros(g, shape, axis, index),))
 
 
-def _scatter_into_zeros(g: Tensor, x: Tensor, axis: int, index: Any) -> Tensor:
-    """zeros like x with g added at the gathered positions (gather's backward; allocated only when run)."""
-    return scatter_add(wrap(xp_of(g._data).zeros(x.shape, dtype=g.dtype)), axis, index, g)
+def _scatter_into_zeros(g: Tensor, shape: tuple[int, ...], axis: int, index: Any) -> Tensor:
+    """zeros(shape) with g added at the gathered positions (gather's backward; allocated only when run)."""
+    return scatter_add(wrap(xp_of(g._data).zeros(shape, dtype=g.dtype)), axis, index, g)
 
 
 def _as_vector_index(index: Any) -> Any:
@@ -1347,9 +1333,10 @@ def scatter_add(x: Any, axis: int, index: Any, src: Any, *, dim: int | None = No
     out = x._data.copy()
     _scatter_add_arrays(out, _positions(index, axis), src._data[used].astype(out.dtype, copy=False))
     unused = [(0, n - m) for n, m in zip(src.shape, index.shape)]
+    src_needs_grad = src.requires_grad
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return _grad_to(g, x), _grad_to(pad(gather(g, axis, index), unused), src) if src.requires_grad else None
+        return g, pad(gather(g, axis, index), unused) if src_needs_grad else None
 
     return record_op("scatter_add", out, (x, src), backward)
 
@@ -1366,10 +1353,10 @@ def index_select(x: Any, axis: int, index: Any, *, dim: int | None = None) -> Te
     index = _as_vector_index(_checked_index("index_select", index, x.shape[axis], f"axis {axis} of {x.shape}"))
     if index.ndim != 1:
         raise ShapeError(f"index_select: index must be 0-d or 1-D, got shape {index.shape}")
-    out = xp_of(x._data).take(x._data, index, axis=axis)
+    out, shape = xp_of(x._data).take(x._data, index, axis=axis), x.shape
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return (index_add(wrap(xp_of(g._data).zeros(x.shape, dtype=g.dtype)), axis, index, g),)
+        return (index_add(wrap(xp_of(g._data).zeros(shape, dtype=g.dtype)), axis, index, g),)
 
     return record_op("index_select", out, (x,), backward)
 
@@ -1388,9 +1375,10 @@ def index_add(x: Any, axis: int, index: Any, source: Any, *, dim: int | None = N
         raise ShapeError(f"index_add: source has shape {source.shape}, expected {expected} for index {index.shape}")
     out = x._data.copy()
     _scatter_add_arrays(out, (slice(None),) * axis + (index,), source._data.astype(out.dtype, copy=False))
+    source_needs_grad = source.requires_grad
 
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return _grad_to(g, x), _grad_to(index_select(g, axis, index), source) if source.requires_grad else None
+        return g, index_select(g, axis, index) if source_needs_grad else None
 
     return record_op("index_add", out, (x, source), backward)
 
@@ -1420,8 +1408,8 @@ def matmul(a: Any, b: Any) -> Tensor:
 
     def backward(g: Tensor, _: Tensor) -> tuple:
         return (
-            _grad_to(g @ swapaxes(b, -1, -2), a) if a.requires_grad else None,
-            _grad_to(swapaxes(a, -1, -2) @ g, b) if b.requires_grad else None,
+            g @ swapaxes(b, -1, -2) if a.requires_grad else None,
+            swapaxes(a, -1, -2) @ g if b.requires_grad else None,
         )
 
     return record_op("matmul", out, (a, b), backward)
@@ -1443,8 +1431,8 @@ def diagonal(x: Any, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     if len(axes) != 2:
         raise ShapeError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2}")
     dim1, dim2 = dim1 % x.ndim, dim2 % x.ndim
-    out = xp_of(x._data).diagonal(x._data, offset, dim1, dim2).copy()
-    return record_op("diagonal", out, (x,), lambda g, _: (_diagonal_put(g, x.shape, offset, dim1, dim2),))
+    out, shape = xp_of(x._data).diagonal(x._data, offset, dim1, dim2).copy(), x.shape
+    return record_op("diagonal", out, (x,), lambda g, _: (_diagonal_put(g, shape, offset, dim1, dim2),))
 
 
 def _diagonal_put(g: Tensor, shape: tuple[int, ...], offset: int, dim1: int, dim2: int) -> Tensor:
@@ -1612,11 +1600,10 @@ def index_put(x: Any, index: Any, values: Any) -> Tensor:
         raise ShapeError(f"index_put: values of shape {values.shape} do not fit x{_index_text(index)} "
                          f"of shape {x._data[array_index].shape}") from None  # fmt: skip
 
+    x_needs_grad, values_needs_grad = x.requires_grad, values.requires_grad
+
     def backward(g: Tensor, _: Tensor) -> tuple:
-        return (
-            _grad_to(index_put(g, index, 0.0), x) if x.requires_grad else None,
-            _grad_to(g[index], values) if values.requires_grad else None,
-        )
+        return index_put(g, index, 0.0) if x_needs_grad else None, g[index] if values_needs_grad else None
 
     return record_op("index_put", out, (x, values), backward)
 
@@ -1653,6 +1640,7 @@ def _inplace(op: str, x: Tensor, compute: Callable[..., Tensor], *others: Any) -
                              f"change a copy (x.clone()): {exc}") from None  # fmt: skip
         x.bump_version()
         return x
+    change = next_sequence()  # ops recorded before this number read the old x; compute's own ops come after it
     old = wrap(x._data)
     old._node, old.requires_grad, old._version = x._node, x.requires_grad, x._version
     result = compute(old, *(old if o is x else o for o in others))  # (x.mul_(x) reads the old x twice)
@@ -1662,7 +1650,7 @@ def _inplace(op: str, x: Tensor, compute: Callable[..., Tensor], *others: Any) -
     array = result._data if getattr(result._data.flags, "writeable", True) else result._data.copy()
     x._data, x._node, x.requires_grad = array, result._node, result.requires_grad
     if result._node is not None:  # ops recorded before this one that read x must not run backward any more
-        x._version = MODE.last_inplace = result._node.sequence
+        x._version = MODE.last_inplace = change
     return x
 
 

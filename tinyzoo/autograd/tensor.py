@@ -46,21 +46,38 @@ MODE = _Mode()
 _SEQUENCE = itertools.count()  # numbers the nodes in the order their ops ran
 
 
-class Node:
-    """One recorded op: its name, its inputs, how to send a gradient back to them, and when it ran.
+def next_sequence() -> int:
+    """A fresh number of the tape's clock (nodes and in-place changes are ordered by these)."""
+    return next(_SEQUENCE)
 
+
+class Node:
+    """One recorded op: its name, the edges to its inputs, how to send a gradient back, and when it ran.
+
+    The tape is a graph of nodes, not of tensors (as PyTorch's): an input made by an op is reached through
+    that op's Node, so an intermediate tensor the user dropped is freed at once unless a backward rule
+    keeps it. A rule keeps what it reads by capturing it (`mul`'s rule captures both operands, `add`'s
+    nothing), and the op's output only if the rule reads it: by convention a rule that does not names its
+    second parameter `_`, and then the node keeps no reference to the output's array.
+
+    `inputs` holds, per input, its Node when an op made it, else the tensor itself (a leaf or a constant).
     `sequence` grows with every op recorded; the backward pass visits nodes from the highest down.
     """
 
-    __slots__ = ("backward", "created_at", "inputs", "name", "once_differentiable", "sequence")
+    __slots__ = ("__weakref__", "_hooks", "backward", "created_at", "dtype", "inputs", "name",
+                 "once_differentiable", "saved_output", "sequence", "shape")  # fmt: skip
+    requires_grad = True  # an edge to an op's output always carries a gradient (a tensor edge may not)
 
-    def __init__(self, name: str, inputs: tuple, backward: BackwardFn, once_differentiable: bool) -> None:
+    def __init__(self, name: str, inputs: tuple, backward: BackwardFn, once_differentiable: bool, out: Tensor) -> None:
         self.name = name
-        self.inputs = inputs
+        self.inputs = tuple([t if t._node is None else t._node for t in inputs])
         self.backward = backward
         self.once_differentiable = once_differentiable
+        self.saved_output = out._data if _reads_output(backward) else None
+        self.shape, self.dtype = out._data.shape, out._data.dtype
         self.sequence = next(_SEQUENCE)
         self.created_at = _user_frame() if MODE.anomaly else None
+        self._hooks: list | None = None
 
     @property
     def freed(self) -> bool:
@@ -68,9 +85,25 @@ class Node:
         return self.inputs is None
 
     def free(self) -> None:
-        """Drop the references to the inputs and the backward closure (the graph's memory)."""
-        self.inputs = None
-        self.backward = None
+        """Drop the edges to the inputs, the backward closure and the saved output (the graph's memory)."""
+        self.inputs = self.backward = self.saved_output = None
+
+    def output_for_backward(self) -> Tensor | None:
+        """The output as the backward rule sees it: a tensor on this node around the saved array (None when
+        the rule does not read it)."""
+        if self.saved_output is None:
+            return None
+        out = wrap(self.saved_output)
+        out._node, out.requires_grad = self, True
+        return out
+
+
+def _reads_output(backward: BackwardFn) -> bool:
+    """Whether a backward rule reads the op's output: all do but those naming their second parameter `_`."""
+    try:
+        return backward.__code__.co_varnames[1] != "_"
+    except (AttributeError, IndexError):  # not a plain function (a callable object, functools.partial)
+        return True
 
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding tinyzoo's own code
@@ -310,12 +343,14 @@ class Tensor:
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Callable[[], None]:
         """Call hook(grad) when this tensor's gradient is computed; a returned tensor replaces the grad.
 
-        Returns a function that removes the hook.
+        Returns a function that removes the hook. A tensor made by an op keeps its hooks on that op's
+        Node (the tape holds nodes, not tensors), so they fire even after the tensor itself is gone.
         """
-        if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
-        return lambda: self._hooks.remove(hook)
+        owner = self if self._node is None else self._node
+        if owner._hooks is None:
+            owner._hooks = []
+        owner._hooks.append(hook)
+        return lambda: owner._hooks.remove(hook)
 
     def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False,
                  *, grad: Any = None) -> None:  # fmt: skip
@@ -426,7 +461,7 @@ def record_op(
         for tensor in inputs:  # a plain loop: any(generator) costs more than the rest of this function
             if tensor.requires_grad:
                 out.requires_grad = True
-                out._node = Node(name, inputs, backward, once_differentiable)
+                out._node = Node(name, inputs, backward, once_differentiable, out)
                 break
     if MODE.anomaly:
         check_finite(name, out_data, "forward", out._node)

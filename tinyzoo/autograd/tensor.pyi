@@ -22,10 +22,14 @@ class _Mode:
     def __init__(self) -> None:
         ...
 
-class Node:
-    __slots__ = ('backward', 'created_at', 'inputs', 'name', 'once_differentiable', 'sequence')
+def next_sequence() -> int:
+    ...
 
-    def __init__(self, name: str, inputs: tuple, backward: BackwardFn, once_differentiable: bool) -> None:
+class Node:
+    __slots__ = ('__weakref__', '_hooks', 'backward', 'created_at', 'dtype', 'inputs', 'name', 'once_differentiable', 'saved_output', 'sequence', 'shape')
+    requires_grad = True
+
+    def __init__(self, name: str, inputs: tuple, backward: BackwardFn, once_differentiable: bool, out: Tensor) -> None:
         ...
 
     @property
@@ -34,6 +38,12 @@ class Node:
 
     def free(self) -> None:
         ...
+
+    def output_for_backward(self) -> Tensor | None:
+        ...
+
+def _reads_output(backward: BackwardFn) -> bool:
+    ...
 
 def is_library_file(filename: str) -> bool:
     ...

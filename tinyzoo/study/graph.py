@@ -3,7 +3,7 @@
     loss = ((x @ w) + b).tanh().sum()
     draw_graph(loss, "graph.svg", params={"w": w, "b": b})   # before loss.backward() frees the tape
 
-The tape is walked from the tensor back to its leaves (`Node.inputs`). Leaves are named after the
+The tape is walked from the tensor's node back to its leaves (`Node.inputs`). Leaves are named after the
 parameters they are (pass `params=dict(model.named_parameters())` or `model=model`), scalar constants
 by their value, everything else "input".
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tinyzoo.autograd.engine import topological_order
-from tinyzoo.autograd.tensor import MODE, Tensor
+from tinyzoo.autograd.tensor import MODE, Node, Tensor
 from tinyzoo.errors import GraphError
 from tinyzoo.nn.module import Module
 
@@ -59,8 +59,8 @@ Edge = tuple[int, int]  # (source node id, destination node id): data flows from
 # =================================================================================================
 Scope = tuple[int, int, str]  # one call of one module: (id(module), its earlier calls, its name in the model)
 
-# id(op output) -> the module calls running when the op was recorded, outermost first
-_SCOPES_OF_OUTPUT: dict[int, tuple[Scope, ...]] = {}
+# id(op's Node) -> the module calls running when the op was recorded, outermost first
+_SCOPES_OF_NODE: dict[int, tuple[Scope, ...]] = {}
 
 
 @contextlib.contextmanager
@@ -110,9 +110,9 @@ class _ScopeRecorder:
     def on_forward(self, name: str, inputs: tuple, out: Tensor) -> None:
         if out._node is None or not self.stack:
             return
-        key = id(out)
-        _SCOPES_OF_OUTPUT[key] = tuple((id(module), index, scope) for scope, module, index in self.stack)
-        weakref.finalize(out, _SCOPES_OF_OUTPUT.pop, key, None)  # forget it when the tensor dies
+        key = id(out._node)
+        _SCOPES_OF_NODE[key] = tuple((id(module), index, scope) for scope, module, index in self.stack)
+        weakref.finalize(out._node, _SCOPES_OF_NODE.pop, key, None)  # forget it when the node dies
 
     def on_backward(self, name: str, grad: Tensor, input_grads: tuple) -> None:
         pass
@@ -133,6 +133,11 @@ def record_modules(model: Module) -> Iterator[None]:
 # =================================================================================================
 # The graph as plain data
 # =================================================================================================
+def _inputs(vertex: Node | Tensor) -> tuple:
+    """The vertices an op's node reads (a leaf reads none)."""
+    return vertex.inputs if isinstance(vertex, Node) else ()
+
+
 def _leaf_label(tensor: Tensor, names: dict[int, str]) -> str:
     """A parameter's name, the tensor's own name, a scalar constant's value, or "input"."""
     if id(tensor) in names:
@@ -169,15 +174,15 @@ def graph_summary(
         raise GraphError(f"{exc}; to see a graph, draw it before calling backward()") from None
     targets = _collapse_targets(collapse_modules)
     box_of, hidden = _boxes(walked, targets)
-    tensors = [t for t in walked if id(t) not in hidden]
-    key_of = {id(t): box_of.get(id(t), id(t)) for t in tensors}  # a box key stands for all its members
+    vertices = [t for t in walked if id(t) not in hidden]
+    key_of = {id(t): box_of.get(id(t), id(t)) for t in vertices}  # a box key stands for all its members
 
-    members: dict[Any, list[Tensor]] = {}
-    for t in tensors:
+    members: dict[Any, list[Node | Tensor]] = {}
+    for t in vertices:
         members.setdefault(key_of[id(t)], []).append(t)
     links: dict[tuple[Any, Any], None] = {}  # ordered set of (source key, destination key)
-    for t in tensors:
-        for inp in t._node.inputs if t._node is not None else ():
+    for t in vertices:
+        for inp in _inputs(t):
             if id(inp) in key_of and key_of[id(inp)] != key_of[id(t)]:
                 links[(key_of[id(inp)], key_of[id(t)])] = None
 
@@ -189,14 +194,14 @@ def graph_summary(
         node_id[key] = len(nodes)
         group = members[key]
         if key in labels:
-            shown = _first_output(group, tensors, key_of, tensor)
-            ops = sum(t._node is not None for t in group)
+            shown = _first_output(group, vertices, key_of, tensor)
+            ops = sum(isinstance(t, Node) for t in group)
             label = f"{labels[key]} ({ops} op{'' if ops == 1 else 's'})"
             nodes.append(GraphNode(len(nodes), "module", label, shown.shape, str(shown.dtype)))
         else:
             (t,) = group
-            if t._node is not None:
-                kind, label = "op", t._node.name
+            if isinstance(t, Node):
+                kind, label = "op", t.name
             else:
                 kind, label = "leaf" if t.requires_grad else "input", _leaf_label(t, names)
             nodes.append(GraphNode(len(nodes), kind, label, t.shape, str(t.dtype)))
@@ -224,7 +229,7 @@ def _topological(keys: list[Any], links: list[tuple[Any, Any]]) -> list[Any]:
     return order
 
 
-def _boxes(tensors: list[Tensor], targets: list[Module]) -> tuple[dict[int, Scope], set[int]]:
+def _boxes(vertices: list[Node | Tensor], targets: list[Module]) -> tuple[dict[int, Scope], set[int]]:
     """id(op output) -> the collapsed module call that made it, and the ids of leaves drawn inside boxes.
 
     A leaf disappears into the boxes when only boxes use it and it is a parameter of each of their
@@ -234,24 +239,24 @@ def _boxes(tensors: list[Tensor], targets: list[Module]) -> tuple[dict[int, Scop
         return {}, set()
     target_ids = {id(m) for m in targets}
     box_of: dict[int, Scope] = {}
-    for t in tensors:
-        box = next((s for s in _SCOPES_OF_OUTPUT.get(id(t), ()) if s[0] in target_ids), None)
+    for t in vertices:
+        box = next((s for s in _SCOPES_OF_NODE.get(id(t), ()) if s[0] in target_ids), None)
         if box is not None:
             box_of[id(t)] = box
-    if not box_of and any(t._node is not None for t in tensors):
+    if not box_of and any(isinstance(t, Node) for t in vertices):
         raise GraphError(
             "collapse_modules: no op of this graph was recorded inside a module; run the forward inside "
             "`with tinyzoo.study.record_modules(model):` so ops can be grouped by module"
         )
     params_of = {id(m): {id(p) for p in m.parameters()} for m in targets}
     users: dict[int, set[Scope | None]] = {}
-    for t in tensors:
-        for inp in t._node.inputs if t._node is not None else ():
+    for t in vertices:
+        for inp in _inputs(t):
             users.setdefault(id(inp), set()).add(box_of.get(id(t)))
     hidden = set()
-    for t in tensors:
+    for t in vertices:
         used_by = users.get(id(t))
-        if t._node is None and used_by and None not in used_by:
+        if not isinstance(t, Node) and used_by and None not in used_by:
             constant = t.size == 1 and not t.requires_grad
             if constant or all(id(t) in params_of[module_id] for module_id, _, _ in used_by):
                 hidden.add(id(t))
@@ -271,12 +276,13 @@ def _box_labels(boxes: list[Scope], targets: list[Module]) -> dict[Scope, str]:
     return labels
 
 
-def _first_output(group: list[Tensor], tensors: list[Tensor], key_of: dict[int, Any], root: Tensor) -> Tensor:
-    """The first tensor of a box that is used outside it (or the graph's root when it is inside)."""
+def _first_output(group: list[Node | Tensor], vertices: list[Node | Tensor], key_of: dict[int, Any],
+                  root: Tensor) -> Node | Tensor:  # fmt: skip
+    """The first vertex of a box that is used outside it (or the graph's root when it is inside)."""
     box = key_of[id(group[0])]
-    for t in tensors:
-        if t._node is not None and key_of[id(t)] != box:
-            for inp in t._node.inputs:
+    for t in vertices:
+        if isinstance(t, Node) and key_of[id(t)] != box:
+            for inp in t.inputs:
                 if key_of.get(id(inp)) == box:
                     return inp
     return root

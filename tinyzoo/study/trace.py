@@ -35,6 +35,7 @@ gradients (each distinct array once; one that shares memory with the incoming gr
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -170,6 +171,7 @@ class Trace:
     def _timed(self, rule: Callable, on_gpu: bool) -> Callable:
         """A backward rule that notes when it starts (only while this trace is active)."""
 
+        @functools.wraps(rule)  # (the engine finds the tensors a rule reads through __wrapped__)
         def timed_rule(grad: Tensor, out: Tensor) -> tuple:
             if self._active:
                 self._rule_start = self._now(on_gpu)
