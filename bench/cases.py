@@ -255,13 +255,14 @@ def resnet18_torch(num_classes: int = 10) -> Any:
     """
     import torch
 
-    def conv_bn(i: int, o: int, k: int, s: int = 1) -> Any:
-        return torch.nn.Sequential(torch.nn.Conv2d(i, o, k, s, k // 2, bias=False), torch.nn.BatchNorm2d(o))
+    def conv_bn(i: int, o: int, k: int, s: int = 1, relu: bool = False) -> Any:
+        layers = [torch.nn.Conv2d(i, o, k, s, k // 2, bias=False), torch.nn.BatchNorm2d(o)]
+        return torch.nn.Sequential(*layers, *[torch.nn.ReLU(inplace=True)] * relu)
 
     class BasicBlock(torch.nn.Module):
         def __init__(self, i: int, o: int, s: int = 1) -> None:
             super().__init__()
-            self.residual = torch.nn.Sequential(conv_bn(i, o, 3, s), torch.nn.ReLU(inplace=True), conv_bn(o, o, 3))
+            self.residual = torch.nn.Sequential(conv_bn(i, o, 3, s, relu=True), conv_bn(o, o, 3))
             self.shortcut = conv_bn(i, o, 1, s) if s != 1 or i != o else torch.nn.Identity()
 
         def forward(self, x: Any) -> Any:
@@ -270,7 +271,7 @@ def resnet18_torch(num_classes: int = 10) -> Any:
     class ResNet18(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.stem = torch.nn.Sequential(conv_bn(3, 64, 3), torch.nn.ReLU(inplace=True))
+            self.stem = torch.nn.Sequential(conv_bn(3, 64, 3, relu=True))
             self.stages = torch.nn.Sequential(*(torch.nn.Sequential(BasicBlock(i, o, s), BasicBlock(o, o))
                                                 for i, o, s in ((64, 64, 1), (64, 128, 2), (128, 256, 2),
                                                                 (256, 512, 2))))  # fmt: skip

@@ -137,13 +137,13 @@ def test_resnet_matches_torch() -> None:
     torch = pytest.importorskip("torch")
     tnn = torch.nn
 
-    def conv_bn(i: int, o: int, k: int, s: int = 1):
-        return tnn.Sequential(tnn.Conv2d(i, o, k, s, k // 2, bias=False), tnn.BatchNorm2d(o))
+    def conv_bn(i: int, o: int, k: int, s: int = 1, relu: bool = False):
+        return tnn.Sequential(tnn.Conv2d(i, o, k, s, k // 2, bias=False), tnn.BatchNorm2d(o), *[tnn.ReLU()] * relu)
 
     class Block(tnn.Module):
         def __init__(self, i: int, o: int, s: int) -> None:
             super().__init__()
-            self.residual = tnn.Sequential(conv_bn(i, o, 3, s), tnn.ReLU(), conv_bn(o, o, 3))
+            self.residual = tnn.Sequential(conv_bn(i, o, 3, s, relu=True), conv_bn(o, o, 3))
             self.shortcut = conv_bn(i, o, 1, s) if s != 1 or i != o else tnn.Identity()
 
         def forward(self, x):
@@ -153,7 +153,7 @@ def test_resnet_matches_torch() -> None:
         def __init__(self, stem: str, w: int) -> None:
             super().__init__()
             pool = [tnn.MaxPool2d(3, 2, 1)] if stem == "imagenet" else []
-            self.stem = tnn.Sequential(conv_bn(3, w, 7 if stem == "imagenet" else 3, 2 if pool else 1), tnn.ReLU(),
+            self.stem = tnn.Sequential(conv_bn(3, w, 7 if stem == "imagenet" else 3, 2 if pool else 1, relu=True),
                                        *pool)  # fmt: skip
             widths = [w, 2 * w, 4 * w, 8 * w]
             self.stages = tnn.Sequential(*[tnn.Sequential(Block(widths[max(i - 1, 0)], c, 1 if i == 0 else 2),

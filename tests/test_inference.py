@@ -137,11 +137,12 @@ def trained_bn(norm: nn.BatchNorm2d, rng: np.random.Generator) -> nn.BatchNorm2d
 
 
 def conv_net(rng: np.random.Generator) -> nn.Sequential:
-    """Every kind of layer the plan takes for images: strides, padding, dilation, 1×1, BN with and without bias."""
+    """Every kind of layer the plan takes for images: strides, padding, dilation, 1×1, BN (and BN+ReLU) with and
+    without bias."""
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1, bias=False), trained_bn(nn.BatchNorm2d(8), rng), nn.ReLU(),  # [N, 8, 12, 12]
         nn.MaxPool2d(3, stride=2, padding=1),  # [N, 8, 6, 6]
-        nn.Conv2d(8, 8, 3, stride=2, padding=2, dilation=2), trained_bn(nn.BatchNorm2d(8), rng),  # [N, 8, 3, 3]
+        nn.Conv2d(8, 8, 3, stride=2, padding=2, dilation=2), trained_bn(nn.BatchNormReLU2d(8), rng),  # [N, 8, 3, 3]
         nn.Conv2d(8, 6, 1), nn.LeakyReLU(0.1), nn.Dropout(),  # [N, 6, 3, 3]
         nn.AvgPool2d(2, stride=1, padding=1),  # [N, 6, 4, 4]
         nn.Sequential(nn.Flatten(), nn.Linear(96, 10)),

@@ -16,6 +16,7 @@ from tinyzoo.nn.layers import (
     GELU,
     BatchNorm1d,
     BatchNorm2d,
+    BatchNormReLU2d,
     Dropout,
     Embedding,
     Flatten,
@@ -84,6 +85,8 @@ GRADIENT_CASES = {
     "BatchNorm1d-3d": (lambda: BatchNorm1d(3), (2, 3, 4)),
     "BatchNorm2d": (lambda: BatchNorm2d(2), (2, 2, 3, 2)),
     "BatchNorm2d-eval": (lambda: BatchNorm2d(2).eval(), (2, 2, 3, 2)),
+    "BatchNormReLU2d": (lambda: BatchNormReLU2d(2), (2, 2, 3, 2)),
+    "BatchNormReLU2d-eval": (lambda: BatchNormReLU2d(2).eval(), (2, 2, 3, 2)),
     "LayerNorm": (lambda: LayerNorm((3, 2)), (2, 3, 2)),
     "GroupNorm": (lambda: GroupNorm(2, 4), (2, 4, 3)),
     "Dropout-eval": (lambda: Dropout(0.5).eval(), (3, 4)),
@@ -350,6 +353,31 @@ def test_fused_batch_norm_second_derivatives_and_tape():
     tz.gradgradcheck(lambda x, w, b: batch_norm_training(x, w, b, 1e-5, relu=True)[0], [x, w, b], atol=1e-4)
     out = batch_norm_training(x, w, b, 1e-5)[0]
     assert out._node.inputs == (x, w, b)  # one op: x̂, x̂·γ are not kept for backward
+
+
+def test_batch_norm_relu_is_batch_norm_then_relu():
+    """BatchNormReLU2d (one fused op while training) = BatchNorm2d then ReLU: outputs, gradients, running
+    statistics and state-dict keys, in training and evaluation."""
+    x, _, _ = _bn_case((4, 3, 5, 5), channels_last=True, seed=6)
+    fused, ref = BatchNormReLU2d(3).double(), BatchNorm2d(3).double()
+    assert list(fused.state_dict()) == list(ref.state_dict())
+    for training in (True, True, False):
+        fused.train(training), ref.train(training)
+        for module in (fused, ref):
+            module.zero_grad()
+        x.grad = None
+        out = fused(x)
+        assert out.grad_fn == ("batch_norm_relu" if training else "relu")
+        g = tz.tensor(np.random.default_rng(7).normal(size=x.shape))
+        (out * g).sum().backward()
+        got = [out.numpy(), x.grad.numpy(), fused.weight.grad.numpy(), fused.bias.grad.numpy()]
+        x.grad = None
+        expected_out = ref(x).relu()
+        (expected_out * g).sum().backward()
+        expected = [expected_out.numpy(), x.grad.numpy(), ref.weight.grad.numpy(), ref.bias.grad.numpy()]
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fused.running_var.numpy(), ref.running_var.numpy(), rtol=1e-12)
 
 
 def test_batch_norm_module_trains_like_the_functional_reference():

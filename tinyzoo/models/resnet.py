@@ -54,11 +54,12 @@ from tinyzoo.nn.conv import AdaptiveAvgPool2d, Conv2d, MaxPool2d
 STEMS = ("imagenet", "cifar")
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
-    """conv k×k (no bias, 'same' padding for stride 1) followed by BatchNorm2d."""
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+            relu: bool = False) -> nn.Sequential:  # fmt: skip
+    """conv k×k (no bias, 'same' padding for stride 1) followed by BatchNorm2d (and ReLU, fused into the BatchNorm)."""
     return nn.Sequential(
         Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
+        nn.BatchNormReLU2d(out_channels) if relu else nn.BatchNorm2d(out_channels),
     )
 
 
@@ -68,7 +69,7 @@ class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         self.residual = nn.Sequential(
-            conv_bn(in_channels, out_channels, 3, stride), nn.ReLU(),  # [N, out, H/s, W/s]
+            conv_bn(in_channels, out_channels, 3, stride, relu=True),  # [N, out, H/s, W/s]
             conv_bn(out_channels, out_channels, 3),  # [N, out, H/s, W/s]
         )  # fmt: skip
         projection = stride != 1 or in_channels != out_channels
@@ -82,9 +83,9 @@ class BasicBlock(nn.Module):
 def build_stem(kind: str, in_channels: int, width: int) -> nn.Sequential:
     """The layers before the first block: ImageNet's 7×7/2 conv + 3×3/2 max-pool, or CIFAR's single 3×3 conv."""
     if kind == "imagenet":
-        return nn.Sequential(conv_bn(in_channels, width, 7, stride=2), nn.ReLU(), MaxPool2d(3, stride=2, padding=1))
+        return nn.Sequential(conv_bn(in_channels, width, 7, stride=2, relu=True), MaxPool2d(3, stride=2, padding=1))
     if kind == "cifar":
-        return nn.Sequential(conv_bn(in_channels, width, 3), nn.ReLU())
+        return nn.Sequential(conv_bn(in_channels, width, 3, relu=True))
     raise ValueError(f"ResNet: stem must be one of {STEMS}, got {kind!r}")
 
 

@@ -264,6 +264,8 @@ class InferencePlan:
             return step.target
         if isinstance(layer, BatchNorm2d) and conv is not None and layer.running_mean is not None:
             conv.fold_batch_norm(layer)
+            if layer.fused_relu:  # BatchNormReLU2d
+                self.steps.append(_activation_step(ReLU(), current))
             return current
         if isinstance(layer, (MaxPool2d, AvgPool2d)) and _plans_pooling(layer):
             target, steps = _pool_step(layer, current, index)
