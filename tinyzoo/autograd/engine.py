@@ -130,15 +130,18 @@ class _BackwardWalk:
 
     def run(self, retain_graph: bool, anomaly: bool) -> None:
         """Visit the nodes from the latest op back, then hand every leaf its gradient."""
-        while self.heap:
-            node = heapq.heappop(self.heap)[1]
+        heap, pending, plain = self.heap, self.pending, self.wanted is None
+        while heap:
+            node = heapq.heappop(heap)[1]
             if node.inputs is None:  # node.freed, without a property call per node
                 raise _freed_error(node.name)
             if MODE.last_inplace > node.sequence:  # something changed in place since this op ran
                 _check_unchanged(node)
-            self._send_back(node, self._take_gradient(node), anomaly)
+            # (the common case inline: no hooks, nothing asked for by grad())
+            grad = pending.pop(id(node)) if plain and not node._hooks else self._take_gradient(node)
+            self._send_back(node, grad, anomaly)
             if not retain_graph:
-                node.free()
+                node.inputs = node.backward = node.saved_output = None  # node.free(), without the call
         for leaf in self.leaves:
             grad = self._take_gradient(leaf)
             if self.wanted is None:
@@ -169,7 +172,7 @@ class _BackwardWalk:
             # (plain attributes, no Tensor properties: this runs for every input of every node)
             expected = edge if type(edge) is Node else edge._data
             got = input_grad._data if type(input_grad) is Tensor else input_grad  # (an IndexedGrad has both)
-            if got.shape != expected.shape or got.dtype != expected.dtype:
+            if got.shape != expected.shape or (got.dtype is not expected.dtype and got.dtype != expected.dtype):
                 input_grad = _fit(input_grad, edge, node.name)
             if anomaly:
                 check_finite(node.name, input_grad._data, "backward", node)

@@ -70,11 +70,21 @@ class Node:
 
     def __init__(self, name: str, inputs: tuple, backward: BackwardFn, once_differentiable: bool, out: Tensor) -> None:
         self.name = name
-        self.inputs = tuple([t if t._node is None else t._node for t in inputs])
+        if len(inputs) == 2:  # (unrolled for the common one and two inputs: a loop costs more than the rest)
+            a, b = inputs
+            self.inputs = (a if a._node is None else a._node, b if b._node is None else b._node)
+        elif len(inputs) == 1:
+            self.inputs = (inputs[0] if inputs[0]._node is None else inputs[0]._node,)
+        else:
+            self.inputs = tuple([t if t._node is None else t._node for t in inputs])
         self.backward = backward
         self.once_differentiable = once_differentiable
-        self.saved_output = out._data if _reads_output(backward) else None
-        self.shape, self.dtype = out._data.shape, out._data.dtype
+        try:  # does the rule read the output? (all do but those naming their second parameter `_`)
+            self.saved_output = None if backward.__code__.co_varnames[1] == "_" else out._data
+        except (AttributeError, IndexError):  # not a plain function (a callable object, functools.partial)
+            self.saved_output = out._data
+        self.shape = out._data.shape
+        self.dtype = out._data.dtype
         self.sequence = next(_SEQUENCE)
         self.created_at = _user_frame() if MODE.anomaly else None
         self._hooks: list | None = None
@@ -96,14 +106,6 @@ class Node:
         out = wrap(self.saved_output)
         out._node, out.requires_grad = self, True
         return out
-
-
-def _reads_output(backward: BackwardFn) -> bool:
-    """Whether a backward rule reads the op's output: all do but those naming their second parameter `_`."""
-    try:
-        return backward.__code__.co_varnames[1] != "_"
-    except (AttributeError, IndexError):  # not a plain function (a callable object, functools.partial)
-        return True
 
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding tinyzoo's own code
@@ -450,12 +452,13 @@ def record_op(
 ) -> Tensor:
     """Wrap an op's output array in a Tensor and, when grad mode is on, put the op on the tape.
 
-    `backward(grad, out)` must return one gradient Tensor (or None) per input, each of the input's
-    shape. Ops whose backward works on raw arrays (custom kernels) pass `once_differentiable=True`;
-    asking for a second derivative through them then raises instead of silently returning zero.
+    `backward(grad, out)` must return one gradient Tensor (or None) per input, of the input's shape (or
+    one that broadcasts to it, which the engine sums back). Ops whose backward works on raw arrays
+    (custom kernels) pass `once_differentiable=True`; asking for a second derivative through them then
+    raises instead of silently returning zero.
     """
-    if isinstance(out_data, np.generic):  # NumPy reductions to 0-d return scalars; keep arrays throughout
-        out_data = np.asarray(out_data)
+    if type(out_data) is not np.ndarray and isinstance(out_data, np.generic):  # (NumPy reductions to 0-d
+        out_data = np.asarray(out_data)  # return scalars: keep arrays throughout)
     out = wrap(out_data)
     if MODE.grad_enabled:
         for tensor in inputs:  # a plain loop: any(generator) costs more than the rest of this function

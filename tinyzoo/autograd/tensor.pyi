@@ -42,9 +42,6 @@ class Node:
     def output_for_backward(self) -> Tensor | None:
         ...
 
-def _reads_output(backward: BackwardFn) -> bool:
-    ...
-
 def is_library_file(filename: str) -> bool:
     ...
 
