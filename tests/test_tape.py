@@ -73,6 +73,23 @@ def test_tape_keeps_only_what_backward_rules_read_and_frees_it_after_backward():
     np.testing.assert_allclose(x.grad.numpy(), 2 * 9 * 2 * np.tanh(2.0) * (1 - np.tanh(2.0) ** 2))
 
 
+@pytest.mark.parametrize("op", [
+    lambda h: h + 1.0, lambda h: 2.0 - h, lambda h: h.reshape(-1), lambda h: h[1:, ::2], lambda h: h.T,
+    lambda h: h.sum(0), lambda h: tz.cat([h, h], 1), lambda h: h.broadcast_to(2, 3, 4), lambda h: h.relu(),
+    lambda h: h.exp(), lambda h: h.astype("float64"), lambda h: h.gather(1, np.zeros((3, 1), np.int64)),
+])  # fmt: skip
+def test_ops_whose_rule_reads_no_input_leave_the_input_to_be_freed(op):
+    """Shape-only and output-reading rules keep no reference to their input's array."""
+    x = tz.tensor(np.ones((3, 4)), requires_grad=True)
+    hidden = x * 2
+    array = weakref.ref(hidden.data)
+    loss = op(hidden).sum()
+    del hidden
+    assert array() is None
+    loss.backward()
+    assert x.grad.shape == (3, 4)
+
+
 def test_a_rule_reading_its_output_keeps_only_the_output_array():
     x = tz.tensor(np.ones(10), requires_grad=True)
     hidden = x * 2

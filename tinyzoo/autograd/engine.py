@@ -141,7 +141,7 @@ class _BackwardWalk:
             grad = pending.pop(id(node)) if plain and not node._hooks else self._take_gradient(node)
             self._send_back(node, grad, anomaly)
             if not retain_graph:
-                node.inputs = node.backward = node.saved_output = None  # node.free(), without the call
+                node.inputs = node.backward = node.saved_output = None  # free the graph's memory as we go
         for leaf in self.leaves:
             grad = self._take_gradient(leaf)
             if self.wanted is None:

@@ -94,10 +94,6 @@ class Node:
         """True once a backward pass without retain_graph has released this node's inputs."""
         return self.inputs is None
 
-    def free(self) -> None:
-        """Drop the edges to the inputs, the backward closure and the saved output (the graph's memory)."""
-        self.inputs = self.backward = self.saved_output = None
-
     def output_for_backward(self) -> Tensor | None:
         """The output as the backward rule sees it: a tensor on this node around the saved array (None when
         the rule does not read it)."""

@@ -36,9 +36,6 @@ class Node:
     def freed(self) -> bool:
         ...
 
-    def free(self) -> None:
-        ...
-
     def output_for_backward(self) -> Tensor | None:
         ...
 
