@@ -8,6 +8,8 @@ and that disagreeing peers stop the run.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,3 +63,14 @@ def test_disagreeing_peers_fail_loudly() -> None:
     run.check_agreement("ok", {"tinyzoo": 1.0, "numpy (hand)": 1.0 + 1e-6})
     with pytest.raises(run.MismatchError, match=r"'mlp'.*numpy \(hand\)"):
         run.check_agreement("mlp", {"tinyzoo": 1.0, "numpy (hand)": 1.001})
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_mlp_phases_script_reports_every_phase(keep: bool) -> None:
+    """bench/bench_mlp_phases.py runs a few steps and reports forward, backward and SGD times."""
+    command = [sys.executable, str(BENCH / "bench_mlp_phases.py"), "--steps", "3"] + ["--keep-intermediates"] * keep
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(BENCH.parent)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert all(f"{phase} " in done.stdout for phase in ("forward", "backward", "SGD"))
+    assert ("intermediates kept" in done.stdout) == keep
