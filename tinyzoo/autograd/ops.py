@@ -196,10 +196,20 @@ def _host_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
     return array
 
 
+@functools.lru_cache(maxsize=256)
+def _float_operand(value: float, like: np.dtype) -> Tensor:
+    """`_host_scalar` wrapped once: the Tensor a binary op gets for a Python float beside a NumPy array.
+
+    Shared by every op that meets the same number (an operand is only read, and never handed back to the
+    caller); `as_tensor` gives callers a tensor of their own.
+    """
+    return wrap(_host_scalar(value, like))
+
+
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands of a binary op as Tensors on one device (never copied silently)."""
     if type(b) is float and isinstance(a, Tensor) and isinstance(a._data, np.ndarray):  # x * 0.5: the commonest
-        return a, wrap(_host_scalar(b, a._data.dtype))
+        return a, _float_operand(b, a._data.dtype)
     if not isinstance(a, Tensor):
         a = as_tensor(a, b if isinstance(b, Tensor) else None, op=op)
     if not isinstance(b, Tensor):
