@@ -1,9 +1,10 @@
 """The Tensor and the tape.
 
 A `Tensor` wraps an array (`._data`, NumPy or CuPy). When an op runs with grad mode on and one of its
-inputs requires a gradient, `record_op` attaches a `Node` to the output: the op's name, its input
-tensors and a `backward(grad, out)` function that maps the output's gradient to one gradient per
-input. The nodes form the tape; `Tensor.backward()` (in `engine.py`) walks it in reverse.
+inputs requires a gradient, `record_op` attaches a `Node` to the output: the op's name, edges to its
+inputs (their nodes, or the tensors themselves for leaves and constants) and a `backward(grad, out)`
+function that maps the output's gradient to one gradient per input. The nodes form the tape;
+`Tensor.backward()` (in `engine.py`) walks it in reverse. A node keeps only what its rule reads.
 
 Backward functions are written with tinyzoo ops themselves, so the backward pass can be recorded
 too (`create_graph=True`) and second derivatives come for free.
