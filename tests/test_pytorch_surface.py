@@ -268,3 +268,14 @@ def test_detect_anomaly_names_a_user_script_in_a_folder_named_tinyzoo(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=folder,
                             env={"PYTHONPATH": str(root), "PATH": ""}, check=True)  # fmt: skip
     assert f"{script}:6" in result.stdout, result.stdout + result.stderr
+
+
+def test_negative_zero_operands_keep_their_sign():
+    """-0.0 == 0.0, so a cache of Python-number constants must not hand one out for the other (NumPy's results)."""
+    x = tz.tensor([1.0, -2.0])
+    for first, second in ((0.0, -0.0), (-0.0, 0.0)):
+        for op in (lambda t, c: t * c, lambda t, c: c * t, lambda t, c: t + c, lambda t, c: -(t * 0.0) + c):
+            for value in (first, second):
+                expected = op(np.array([1.0, -2.0], np.float32), value)
+                got = op(x, value).numpy()
+                np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))

@@ -182,23 +182,30 @@ def _scalar_dtype(value: bool | int | float, like: np.dtype) -> np.dtype:
     return dtypes.result_type((like, 1), (dtypes.scalar_dtype(value), None))
 
 
-@functools.lru_cache(maxsize=256, typed=True)
-def _host_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
-    """A read-only 0-d NumPy array holding `value` in the dtype it takes beside `like`, cached.
-
-    Python numbers in arithmetic (`y * 0.9`, `1 - out * out` in backward rules) are the commonest
-    constants; making each one a fresh array cost as much as the tiny op itself. 0-d arrays, not NumPy
-    scalars: NumPy's ufuncs take a far slower path for `array * np.float32(0.9)` than for a 0-d array.
-    typed: 1, 1.0 and True are equal as keys but not as constants beside an integer array.
-    """
+def _new_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
+    """A read-only 0-d NumPy array holding `value` in the dtype it takes beside `like`."""
     array = np.asarray(value, dtype=_scalar_dtype(value, like))
     array.flags.writeable = False
     return array
 
 
+# Python numbers in arithmetic (`y * 0.9`, `1 - out * out` in backward rules) are the commonest constants;
+# making each one a fresh array cost as much as the tiny op itself, so they are cached. 0-d arrays, not NumPy
+# scalars: NumPy's ufuncs take a far slower path for `array * np.float32(0.9)` than for a 0-d array. typed:
+# 1, 1.0 and True are equal as keys but not as constants beside an integer array.
+_cached_scalar = functools.lru_cache(maxsize=256, typed=True)(_new_scalar)
+
+
+def _host_scalar(value: bool | int | float, like: np.dtype) -> np.ndarray:
+    """`_new_scalar`, cached; a float zero is made fresh, since -0.0 == 0.0 as a cache key would lose its sign."""
+    if type(value) is float and value == 0.0:
+        return _new_scalar(value, like)
+    return _cached_scalar(value, like)
+
+
 @functools.lru_cache(maxsize=256)
 def _float_operand(value: float, like: np.dtype) -> Tensor:
-    """`_host_scalar` wrapped once: the Tensor a binary op gets for a Python float beside a NumPy array.
+    """`_host_scalar` wrapped once: the Tensor a binary op gets for a non-zero Python float beside a NumPy array.
 
     Shared by every op that meets the same number (an operand is only read, and never handed back to the
     caller); `as_tensor` gives callers a tensor of their own.
@@ -208,7 +215,7 @@ def _float_operand(value: float, like: np.dtype) -> Tensor:
 
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands of a binary op as Tensors on one device (never copied silently)."""
-    if type(b) is float and isinstance(a, Tensor) and isinstance(a._data, np.ndarray):  # x * 0.5: the commonest
+    if type(b) is float and b and isinstance(a, Tensor) and isinstance(a._data, np.ndarray):  # x * 0.5: the commonest
         return a, _float_operand(b, a._data.dtype)
     if not isinstance(a, Tensor):
         a = as_tensor(a, b if isinstance(b, Tensor) else None, op=op)
