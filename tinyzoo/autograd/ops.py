@@ -215,7 +215,8 @@ def _float_operand(value: float, like: np.dtype) -> Tensor:
 
 def _pair(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Both operands of a binary op as Tensors on one device (never copied silently)."""
-    if type(b) is float and b and isinstance(a, Tensor) and isinstance(a._data, np.ndarray):  # x * 0.5: the commonest
+    # x * 0.5, the commonest case, takes a cached operand (zeros are not cached: see _host_scalar)
+    if type(b) is float and b and isinstance(a, Tensor) and isinstance(a._data, np.ndarray):
         return a, _float_operand(b, a._data.dtype)
     if not isinstance(a, Tensor):
         a = as_tensor(a, b if isinstance(b, Tensor) else None, op=op)
