@@ -277,3 +277,16 @@ def test_gradcheck_nudges_non_contiguous_inputs_too():
     x = tz.Tensor(np.arange(6.0).reshape(2, 3).T, requires_grad=True)  # a transposed (non-contiguous) view
     assert not x.data.flags.c_contiguous
     tz.gradcheck(lambda t: (t * t).sum(), [x])
+
+
+def test_in_place_change_of_an_array_a_kernel_rule_kept_refuses_backward():
+    """A kernel's rule keeps its input's raw array, not the tensor: the change is still caught, through the
+    array's memory."""
+    from tinyzoo.kernels import dynamic_routing
+
+    u_hat = tz.tensor(np.random.default_rng(0).normal(size=(2, 3, 2, 4)), requires_grad=True)
+    v = dynamic_routing(u_hat, 2, impl="numba")
+    with tz.no_grad():
+        u_hat.data += 1.0
+    with pytest.raises(tz.GraphError, match=r"'dynamic_routing'.*an array it reads.*modified by an in-place"):
+        v.sum().backward()

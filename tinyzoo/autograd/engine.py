@@ -20,7 +20,18 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tinyzoo.autograd.ops import astype, sum_to_shape
-from tinyzoo.autograd.tensor import MODE, IndexedGrad, Node, Tensor, as_array, check_finite, enable_grad, no_grad, wrap
+from tinyzoo.autograd.tensor import (
+    MODE,
+    IndexedGrad,
+    Node,
+    Tensor,
+    as_array,
+    check_finite,
+    enable_grad,
+    is_array,
+    no_grad,
+    wrap,
+)
 from tinyzoo.backend import xp_of
 from tinyzoo.errors import GraphError, ShapeError
 
@@ -250,7 +261,8 @@ def _check_unchanged(node: Node) -> None:
 
 
 def _read_by(node: Node) -> Iterator[tuple[str, Tensor]]:
-    """(role, tensor) for every tensor the backward rule of `node` reads."""
+    """(role, tensor) for every tensor the backward rule of `node` reads: the tensors its closure captured, and
+    the raw arrays it captured (a kernel's rule keeps its inputs' arrays), seen through their memory's stamp."""
     rule = node.backward
     while hasattr(rule, "__wrapped__"):  # a rule wrapped by a tool (tinyzoo.study.trace times them)
         rule = rule.__wrapped__
@@ -264,6 +276,8 @@ def _read_by(node: Node) -> Iterator[tuple[str, Tensor]]:
                 edge = _edge(item)
                 position = next((i for i, inp in enumerate(node.inputs) if inp is edge), None)
                 yield ("a tensor it reads" if position is None else f"its input {position}"), item
+            elif is_array(item):
+                yield "an array it reads", wrap(item)
     if node.saved_output is not None:
         yield "its output", wrap(node.saved_output)
 

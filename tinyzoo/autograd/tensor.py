@@ -169,8 +169,8 @@ class Tensor:
     __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__, not NumPy's broadcasting
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None) -> None:
-        is_array = type(data) is np.ndarray and data.dtype.kind in "biuf"  # (the common case, checked cheaply)
-        self._data = data if is_array else as_array(data)
+        plain = type(data) is np.ndarray and data.dtype.kind in "biuf"  # (the common case, checked cheaply)
+        self._data = data if plain else as_array(data)
         self._version = 0
         self.grad: Tensor | None = None
         self._node: Node | None = None
@@ -197,7 +197,7 @@ class Tensor:
             value = value._data
         if isinstance(value, (np.generic, int, float, bool)):  # a number: a 0-d array of the tensor's dtype
             value = backend.to_device(np.asarray(value, dtype=self._data.dtype), backend.device_of(self._data))
-        if not (isinstance(value, np.ndarray) or _is_cupy(value)):
+        if not is_array(value):
             raise DTypeError(f"tensor.data = ...: assign a NumPy or CuPy array, got {type(value).__name__}")
         self._data = as_array(value)  # (another device is fine: `p.data = p.data.cuda()` moves a parameter)
         self.bump_version()
@@ -375,6 +375,11 @@ def _is_cupy(data: Any) -> bool:
     return cupy is not None and isinstance(data, cupy.ndarray)
 
 
+def is_array(data: Any) -> bool:
+    """Whether `data` is a NumPy or CuPy array."""
+    return isinstance(data, np.ndarray) or _is_cupy(data)
+
+
 def as_array(data: Any, dtype: Any = None, device: str | None = None) -> Any:
     """The one conversion of data to an array, with PyTorch's dtype rules and tinyzoo's checks.
 
@@ -383,7 +388,7 @@ def as_array(data: Any, dtype: Any = None, device: str | None = None) -> Any:
     """
     if isinstance(data, Tensor):
         data = data._data
-    if isinstance(data, np.ndarray) or _is_cupy(data):
+    if is_array(data):
         array = data if dtype is None else data.astype(dtypes.as_dtype(dtype), copy=False)
     else:
         try:

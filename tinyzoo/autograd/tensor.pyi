@@ -312,6 +312,9 @@ def _memory_owner(array: Any) -> Any:
 def _is_cupy(data: Any) -> bool:
     ...
 
+def is_array(data: Any) -> bool:
+    ...
+
 def as_array(data: Any, dtype: Any=None, device: str | None=None) -> Any:
     ...
 
