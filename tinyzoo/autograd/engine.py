@@ -114,11 +114,11 @@ def run_backward(
 
 
 class _BackwardWalk:
-    """The state of one backward pass: gradients that have arrived, and the tensors still to visit."""
+    """The state of one backward pass: gradients that have arrived, and the nodes still to visit."""
 
     def __init__(self, create_graph: bool, wanted: set[int] | None) -> None:
         self.create_graph = create_graph
-        self.wanted = wanted  # ids of the tensors grad() asked for; None: accumulate into the leaves' .grad
+        self.wanted = wanted  # ids of the nodes or leaves grad() asked for; None: accumulate into the leaves' .grad
         self.found: dict[int, Tensor] = {}
         self.pending: dict[int, Tensor] = {}  # gradient received so far, by id of its node or leaf
         self.owned: set[int] = set()  # pending buffers the walk allocated itself: safe to add into in place
@@ -174,6 +174,7 @@ class _BackwardWalk:
         """Run one node's backward rule and send each input its gradient."""
         if self.create_graph and node.once_differentiable:
             raise GraphError(f"'{node.name}' is once-differentiable: its backward cannot be differentiated again")
+        # (a rule that does not read its output gets None: the node saved nothing for it)
         input_grads = node.backward(grad, None if node.saved_output is None else node.output_for_backward())
         for observer in MODE.observers:
             observer.on_backward(node.name, grad, input_grads)

@@ -95,11 +95,8 @@ class Node:
         """True once a backward pass without retain_graph has released this node's inputs."""
         return self.inputs is None
 
-    def output_for_backward(self) -> Tensor | None:
-        """The output as the backward rule sees it: a tensor on this node around the saved array (None when
-        the rule does not read it)."""
-        if self.saved_output is None:
-            return None
+    def output_for_backward(self) -> Tensor:
+        """The output as a rule that reads it sees it: a tensor on this node around the saved array."""
         out = wrap(self.saved_output)
         out._node, out.requires_grad = self, True
         return out

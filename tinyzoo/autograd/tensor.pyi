@@ -36,7 +36,7 @@ class Node:
     def freed(self) -> bool:
         ...
 
-    def output_for_backward(self) -> Tensor | None:
+    def output_for_backward(self) -> Tensor:
         ...
 
 def is_library_file(filename: str) -> bool:
