@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_ops import LR
+from cases import mlp_data
 from timing import set_threads
 
 import tinyzoo as tz
 from tinyzoo import backend
-
-LR = 0.01
 
 
 def main() -> None:
@@ -37,8 +37,6 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(1)
     backend.keep_freed_memory()
-    from cases import mlp_data
-
     data = mlp_data(128, np.float32)
     params = [tz.tensor(w, requires_grad=True) for w in data.weights()]
     rows = np.arange(len(data.y))
