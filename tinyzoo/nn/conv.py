@@ -109,6 +109,14 @@ class Window(NamedTuple):
             )
         return tuple((n - span) // s + 1 for n, span, s in zip(padded, self.spans(), self.stride))
 
+    def offset_slices(self, grid: tuple[int, int]) -> Iterator[tuple[slice, slice]]:
+        """For each kernel offset (i, j) in row-major order, the (rows, columns) of the padded image it reads
+        at the `grid` window positions."""
+        (kh, kw), (sh, sw), (dh, dw), (ho, wo) = self.kernel, self.stride, self.dilation, grid
+        for i in range(kh):
+            for j in range(kw):
+                yield slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
+
 
 def _size_text(sizes: Sequence[int]) -> str:
     """(3, 5) as "3×5"."""
@@ -403,19 +411,16 @@ def _conv_backward_input(g: Any, weight: Any, window: Window, groups: int, size:
     if mirror is not None:
         return _conv_forward(g, _mirror_kernels(weight, groups), mirror, groups, size)
     kernels_t = _kernel_matrices(weight, groups).transpose(0, 2, 1)  # [G, O/G, kh·kw·C/G]
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+    offsets, (ph, pw) = math.prod(window.kernel), window.padding
     (ho, wo), (h, w) = grid, size
-    per_group = kernels_t.shape[2] // (kh * kw)
+    per_group = kernels_t.shape[2] // offsets
     padded_size = (n, h + 2 * ph, w + 2 * pw, groups, per_group)  # [N, Hp, Wp, G, C/G]
     out = xp.zeros(padded_size, dtype=xp.result_type(g, weight))
     for images in _image_chunks(n, ho * wo * kernels_t.shape[2] * groups * g.itemsize):
         rows = _per_group(g[images], groups) @ kernels_t  # [G, n·Ho·Wo, kh·kw·C/G] for these n images
-        cols = rows.reshape(groups, -1, ho, wo, kh, kw, per_group)  # [G, n, Ho, Wo, kh, kw, C/G]
-        for i in range(kh):
-            image_rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
-            for j in range(kw):
-                image_columns = slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
-                out[images, image_rows, image_columns] += cols[:, :, :, :, i, j].transpose(1, 2, 3, 0, 4)
+        cols = rows.reshape(groups, -1, ho, wo, offsets, per_group)  # [G, n, Ho, Wo, kh·kw, C/G]
+        for k, (image_rows, image_columns) in enumerate(window.offset_slices((ho, wo))):
+            out[images, image_rows, image_columns] += cols[:, :, :, :, k].transpose(1, 2, 3, 0, 4)
     out = out[:, ph : ph + h, pw : pw + w].reshape(n, h, w, -1)  # (a copy only when there was padding)
     return out.transpose(0, 3, 1, 2)
 
@@ -616,11 +621,8 @@ def _ceil_overhang(window: Window, size: Sequence[int]) -> tuple[int, ...]:
 
 def _offset_views(x: Any, window: Window, grid: tuple[int, int]) -> Iterator[Any]:
     """For each kernel offset (i, j) in row-major order, the [N, C, Ho, Wo] view of padded x it reads."""
-    (kh, kw), (sh, sw), _, (dh, dw) = window
-    ho, wo = grid
-    for i in range(kh):
-        for j in range(kw):
-            yield x[:, :, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+    for rows, columns in window.offset_slices(grid):
+        yield x[:, :, rows, columns]
 
 
 def _padded(x: Any, window: Window, fill: float) -> Any:

@@ -98,11 +98,8 @@ def _padded_source(source: Any, padding: tuple[int, int], fill: float) -> tuple[
 
 def _offset_views(padded: Any, window: Window, grid: tuple[int, int]) -> Iterator[Any]:
     """For each kernel offset (i, j), the [B, Ho, Wo, C] view of a padded channels-last buffer it reads."""
-    (kh, kw), (sh, sw), _, (dh, dw) = window
-    ho, wo = grid
-    for i in range(kh):
-        for j in range(kw):
-            yield padded[:, i * dh : i * dh + sh * (ho - 1) + 1 : sh, j * dw : j * dw + sw * (wo - 1) + 1 : sw]
+    for rows, columns in window.offset_slices(grid):
+        yield padded[:, rows, columns]
 
 
 class _ConvStep:
