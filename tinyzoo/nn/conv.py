@@ -180,9 +180,8 @@ def _im2col(x: Any, window: Window, grid: tuple[int, int], fill: float) -> Any:
     product for the whole batch (per group) rather than one small product per image.
     """
     xp = xp_of(x)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
-    if ph or pw:
-        x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    (kh, kw), (sh, sw), _, (dh, dw) = window
+    x = _padded(x, window, fill)
     n, c = x.shape[:2]
     ho, wo = grid
     step_n, step_c, step_h, step_w = x.strides
