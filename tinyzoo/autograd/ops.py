@@ -363,16 +363,20 @@ def mul(a: Any, b: Any) -> Tensor:
 
 def div(a: Any, b: Any) -> Tensor:
     """a / b, broadcasting; true division, so integers give the default float dtype (float32)."""
-    a, b = _pair("div", a, b)
-    if a._data.dtype.kind in "biu" and b._data.dtype.kind in "biu":
-        a, b = astype(a, dtypes.DEFAULT_FLOAT), astype(b, dtypes.DEFAULT_FLOAT)
-    a, b, out = _binary("div", a, b, operator.truediv)
+    a, b, out = _binary("div", a, b, _true_divide)
     a_needs_grad = a.requires_grad  # (the rule reads b and the output, never a)
 
     def backward(g: Tensor, out: Tensor) -> tuple:
         return g / b if a_needs_grad else None, -g * out / b if b.requires_grad else None
 
     return record_op("div", out, (a, b), backward)
+
+
+def _true_divide(x: Any, y: Any) -> Any:
+    """x / y on arrays; integers and bools divide in the default float dtype (float32), as in PyTorch."""
+    if x.dtype.kind in "biu" and y.dtype.kind in "biu":
+        return xp_of(x).true_divide(x, y, dtype=dtypes.DEFAULT_FLOAT)
+    return x / y
 
 
 def pow(a: Any, b: Any) -> Tensor:
